@@ -1,0 +1,69 @@
+package migrations_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/require"
+
+	"github.com/idlink/idlink/migrations"
+	"github.com/idlink/idlink/migrations/dbtest"
+)
+
+func TestUpIsIdempotent(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		ctx := context.Background()
+		v, err := migrations.Version(ctx, db)
+		require.NoError(t, err)
+		require.Positive(t, v)
+		n, err := migrations.Up(ctx, db)
+		require.NoError(t, err)
+		require.Zero(t, n, "a migrated database has nothing left to apply")
+	})
+}
+
+// Replicas that start together must migrate once: the advisory lock makes
+// the second wait for the first and then find nothing to do.
+func TestConcurrentMigrationsApplyOnce(t *testing.T) {
+	u := dbtest.PostgresURL(t)
+	ctx := context.Background()
+	// Reset the schema so that the concurrent runs start from nothing.
+	db, err := migrations.Open(ctx, u)
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.ExecContext(ctx, "DROP TABLE outbox, audit_events, sessions, rate_counters, security_codes, password_resets, signups, accounts, goose_db_version CASCADE")
+	require.NoError(t, err)
+
+	var wg sync.WaitGroup
+	applied := make([]int, 4)
+	errs := make([]error, 4)
+	for i := range applied {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, err := migrations.Open(ctx, u)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer h.Close()
+			applied[i], errs[i] = migrations.Up(ctx, h)
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for i := range applied {
+		require.NoError(t, errs[i])
+		total += applied[i]
+	}
+	v, err := migrations.Version(ctx, db)
+	require.NoError(t, err)
+	require.EqualValues(t, v, total, "each migration applied exactly once across replicas")
+}
+
+func TestOpenRejectsUnknownScheme(t *testing.T) {
+	_, err := migrations.Open(context.Background(), "mysql://root@localhost/x")
+	require.ErrorIs(t, err, migrations.ErrUnsupportedURL)
+}
