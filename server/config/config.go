@@ -1,0 +1,224 @@
+// Package config reads the server's configuration from environment
+// variables, fills in safe development defaults, and refuses combinations
+// that must never reach production (sandbox providers, a plain-http issuer,
+// missing keys).
+package config
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/idlink/idlink/migrations"
+	"github.com/idlink/idlink/server/secrets"
+)
+
+// Environment names.
+const (
+	Development = "development"
+	Production  = "production"
+)
+
+// Config is everything the server reads from its environment.
+type Config struct {
+	Env         string // IDLINK_ENV: development (default) or production
+	Addr        string // IDLINK_ADDR: listen address
+	Issuer      string // IDLINK_ISSUER: public base URL, no trailing slash
+	DataDir     string // IDLINK_DATA_DIR
+	DatabaseURL string // IDLINK_DATABASE_URL: postgres://… or sqlite:PATH
+
+	// SecretKey is the 32-byte master key (IDLINK_SECRET_KEY, hex or
+	// base64). In development it is created in DataDir when unset.
+	SecretKey []byte
+
+	NotifyProvider  string            // IDLINK_NOTIFY_PROVIDER: sandbox or notify
+	NotifyAPIKey    string            // IDLINK_NOTIFY_API_KEY
+	NotifyBaseURL   string            // IDLINK_NOTIFY_BASE_URL
+	NotifyTemplates map[string]string // IDLINK_NOTIFY_TEMPLATES: kind=template-id,…
+
+	TermsVersion      string        // IDLINK_TERMS_VERSION
+	SessionIdle       time.Duration // IDLINK_SESSION_IDLE
+	SessionAbsolute   time.Duration // IDLINK_SESSION_ABSOLUTE
+	TrustedProxies    []string      // IDLINK_TRUSTED_PROXIES: comma-separated IPs or CIDRs
+	MaxHashes         int           // IDLINK_MAX_CONCURRENT_HASHES: 0 = number of CPUs
+	AdminToken        string        // IDLINK_ADMIN_TOKEN: bearer token of the admin API
+	ShutdownTimeout   time.Duration // IDLINK_SHUTDOWN_TIMEOUT
+	LogLevel          string        // IDLINK_LOG_LEVEL: debug, info, warn, error
+	DemoClientKeyPath string        // where the development demo relying party's private key is written
+}
+
+// ErrInvalid is wrapped by every configuration error.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Dev reports whether the server runs in development mode.
+func (c Config) Dev() bool { return c.Env == Development }
+
+// HTTPS reports whether the public issuer URL is https, so cookies are
+// Secure and HSTS is sent.
+func (c Config) HTTPS() bool { return strings.HasPrefix(c.Issuer, "https://") }
+
+// Load reads the configuration through getenv (os.Getenv in production;
+// a map in tests). It creates the data directory and, in development only,
+// the secret key file.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{
+		Env:            get("IDLINK_ENV", Development),
+		Addr:           get("IDLINK_ADDR", "127.0.0.1:8080"),
+		Issuer:         strings.TrimRight(get("IDLINK_ISSUER", "http://localhost:8080"), "/"),
+		DataDir:        get("IDLINK_DATA_DIR", "./data"),
+		NotifyProvider: get("IDLINK_NOTIFY_PROVIDER", "sandbox"),
+		NotifyAPIKey:   get("IDLINK_NOTIFY_API_KEY", ""),
+		NotifyBaseURL:  get("IDLINK_NOTIFY_BASE_URL", "https://api.notifications.service.gov.uk"),
+		TermsVersion:   get("IDLINK_TERMS_VERSION", "2026-01"),
+		AdminToken:     get("IDLINK_ADMIN_TOKEN", ""),
+		LogLevel:       get("IDLINK_LOG_LEVEL", "info"),
+	}
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)) }
+
+	if c.Env != Development && c.Env != Production {
+		bad("IDLINK_ENV must be %q or %q, not %q", Development, Production, c.Env)
+	}
+	c.DatabaseURL = get("IDLINK_DATABASE_URL", "sqlite:"+migrations.SQLitePath(c.DataDir))
+	c.DemoClientKeyPath = filepath.Join(c.DataDir, "demo-client-key.pem")
+
+	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		bad("IDLINK_ISSUER must be an absolute http(s) URL without query or fragment, not %q", c.Issuer)
+	}
+	var err error
+	if c.SessionIdle, err = duration(get("IDLINK_SESSION_IDLE", "30m")); err != nil {
+		bad("IDLINK_SESSION_IDLE: %v", err)
+	}
+	if c.SessionAbsolute, err = duration(get("IDLINK_SESSION_ABSOLUTE", "12h")); err != nil {
+		bad("IDLINK_SESSION_ABSOLUTE: %v", err)
+	}
+	if c.ShutdownTimeout, err = duration(get("IDLINK_SHUTDOWN_TIMEOUT", "20s")); err != nil {
+		bad("IDLINK_SHUTDOWN_TIMEOUT: %v", err)
+	}
+	if c.MaxHashes, err = strconv.Atoi(get("IDLINK_MAX_CONCURRENT_HASHES", "0")); err != nil || c.MaxHashes < 0 {
+		bad("IDLINK_MAX_CONCURRENT_HASHES must be a whole number ≥ 0")
+	}
+	for _, p := range strings.Split(get("IDLINK_TRUSTED_PROXIES", ""), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.TrustedProxies = append(c.TrustedProxies, p)
+		}
+	}
+	switch c.NotifyProvider {
+	case "sandbox":
+	case "notify":
+		if c.NotifyAPIKey == "" {
+			bad("IDLINK_NOTIFY_PROVIDER=notify needs IDLINK_NOTIFY_API_KEY")
+		}
+	default:
+		bad("IDLINK_NOTIFY_PROVIDER must be sandbox or notify, not %q", c.NotifyProvider)
+	}
+	c.NotifyTemplates = map[string]string{}
+	for _, kv := range strings.Split(get("IDLINK_NOTIFY_TEMPLATES", ""), ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || v == "" {
+			bad("IDLINK_NOTIFY_TEMPLATES entries are kind=template-id, not %q", kv)
+			continue
+		}
+		c.NotifyTemplates[k] = v
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("IDLINK_LOG_LEVEL must be debug, info, warn or error")
+	}
+
+	if raw := get("IDLINK_SECRET_KEY", ""); raw != "" {
+		if c.SecretKey, err = decodeKey(raw); err != nil {
+			bad("IDLINK_SECRET_KEY: %v", err)
+		}
+	}
+
+	if c.Env == Production {
+		if c.NotifyProvider == "sandbox" {
+			bad("production cannot use the sandbox notification provider (set IDLINK_NOTIFY_PROVIDER=notify)")
+		}
+		if !c.HTTPS() {
+			bad("production needs an https IDLINK_ISSUER, not %q", c.Issuer)
+		}
+		if c.SecretKey == nil {
+			bad("production needs IDLINK_SECRET_KEY (32 random bytes, hex or base64)")
+		}
+		if c.AdminToken != "" && len(c.AdminToken) < 32 {
+			bad("IDLINK_ADMIN_TOKEN must be at least 32 characters in production")
+		}
+	}
+	if len(errs) > 0 {
+		return c, errors.Join(errs...)
+	}
+
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return c, fmt.Errorf("create data directory: %w", err)
+	}
+	if c.SecretKey == nil { // development only, checked above
+		if c.SecretKey, err = devKey(filepath.Join(c.DataDir, "secret.key")); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// FromEnvironment is Load(os.Getenv).
+func FromEnvironment() (Config, error) { return Load(os.Getenv) }
+
+func duration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d <= 0 {
+		return 0, errors.New("must be positive")
+	}
+	return d, nil
+}
+
+func decodeKey(raw string) ([]byte, error) {
+	if b, err := hex.DecodeString(raw); err == nil && len(b) == secrets.KeySize {
+		return b, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(raw); err == nil && len(b) == secrets.KeySize {
+			return b, nil
+		}
+	}
+	return nil, errors.New("must be 32 bytes, hex or base64 encoded")
+}
+
+// devKey reads the development master key from path, creating it on first
+// use so that sessions and codes survive restarts of `make run`.
+func devKey(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := decodeKey(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, fmt.Errorf("development key %s: %w", path, err)
+		}
+		return k, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read development key: %w", err)
+	}
+	k := secrets.NewKey()
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write development key: %w", err)
+	}
+	return k, nil
+}

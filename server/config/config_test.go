@@ -1,0 +1,80 @@
+package config
+
+import (
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/idlink/idlink/server/secrets"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Load(env(map[string]string{"IDLINK_DATA_DIR": dir}))
+	require.NoError(t, err)
+	require.Equal(t, Development, c.Env)
+	require.Equal(t, "127.0.0.1:8080", c.Addr)
+	require.Equal(t, "http://localhost:8080", c.Issuer)
+	require.Equal(t, "sqlite:"+dir+"/idlink.db", c.DatabaseURL)
+	require.Len(t, c.SecretKey, secrets.KeySize)
+
+	again, err := Load(env(map[string]string{"IDLINK_DATA_DIR": dir}))
+	require.NoError(t, err)
+	require.Equal(t, c.SecretKey, again.SecretKey, "the development key persists across restarts")
+}
+
+func TestProductionRefusals(t *testing.T) {
+	key := hex.EncodeToString(secrets.NewKey())
+	good := map[string]string{
+		"IDLINK_ENV":             Production,
+		"IDLINK_ISSUER":          "https://login.example.org",
+		"IDLINK_SECRET_KEY":      key,
+		"IDLINK_NOTIFY_PROVIDER": "notify",
+		"IDLINK_NOTIFY_API_KEY":  "k",
+	}
+	tests := []struct {
+		name    string
+		change  map[string]string
+		wantErr string
+	}{
+		{"complete", nil, ""},
+		{"sandbox sms", map[string]string{"IDLINK_NOTIFY_PROVIDER": "sandbox"}, "sandbox notification provider"},
+		{"plain http issuer", map[string]string{"IDLINK_ISSUER": "http://login.example.org"}, "https IDLINK_ISSUER"},
+		{"missing key", map[string]string{"IDLINK_SECRET_KEY": ""}, "needs IDLINK_SECRET_KEY"},
+		{"short key", map[string]string{"IDLINK_SECRET_KEY": "abcd"}, "must be 32 bytes"},
+		{"unknown env", map[string]string{"IDLINK_ENV": "staging"}, "IDLINK_ENV must be"},
+		{"notify without api key", map[string]string{"IDLINK_NOTIFY_API_KEY": ""}, "needs IDLINK_NOTIFY_API_KEY"},
+		{"bad issuer", map[string]string{"IDLINK_ISSUER": "login.example.org"}, "absolute http(s) URL"},
+		{"bad duration", map[string]string{"IDLINK_SESSION_IDLE": "-1m"}, "IDLINK_SESSION_IDLE"},
+		{"bad templates", map[string]string{"IDLINK_NOTIFY_TEMPLATES": "login_code"}, "kind=template-id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := map[string]string{"IDLINK_DATA_DIR": t.TempDir()}
+			for k, v := range good {
+				m[k] = v
+			}
+			for k, v := range tc.change {
+				m[k] = v
+			}
+			c, err := Load(env(m))
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				require.True(t, c.HTTPS())
+				return
+			}
+			require.ErrorIs(t, err, ErrInvalid)
+			require.True(t, strings.Contains(err.Error(), tc.wantErr), err.Error())
+		})
+	}
+}
+
+func TestNotifyTemplates(t *testing.T) {
+	c, err := Load(env(map[string]string{"IDLINK_DATA_DIR": t.TempDir(), "IDLINK_NOTIFY_TEMPLATES": "login_code=abc, signup_code=def"}))
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"login_code": "abc", "signup_code": "def"}, c.NotifyTemplates)
+}

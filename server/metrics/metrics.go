@@ -1,0 +1,50 @@
+// Package metrics defines the Prometheus metrics the server exports on
+// /metrics, on a registry of its own (no global state): HTTP requests and
+// latencies, journeys started and finished, security codes sent, lockouts.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds the server's collectors.
+type Metrics struct {
+	Registry         *prometheus.Registry
+	Requests         *prometheus.CounterVec   // by method, route, status
+	Latency          *prometheus.HistogramVec // by method, route
+	JourneysStarted  *prometheus.CounterVec   // by journey
+	JourneysFinished *prometheus.CounterVec   // by journey, outcome
+	CodesSent        *prometheus.CounterVec   // by purpose, result
+	Lockouts         prometheus.Counter
+}
+
+// New creates the collectors and registers them, with the Go runtime and
+// process collectors, on a new registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_http_requests_total", Help: "HTTP requests by method, route pattern and status code.",
+		}, []string{"method", "route", "status"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "idlink_http_request_duration_seconds", Help: "HTTP request latency by method and route pattern.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"method", "route"}),
+		JourneysStarted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_journeys_started_total", Help: "Journeys started (signup, login, reset).",
+		}, []string{"journey"}),
+		JourneysFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_journeys_finished_total", Help: "Journeys finished, by outcome.",
+		}, []string{"journey", "outcome"}),
+		CodesSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_security_codes_total", Help: "Security codes by purpose and result (sent, rate_limited, failed).",
+		}, []string{"purpose", "result"}),
+		Lockouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "idlink_account_lockouts_total", Help: "Accounts locked after too many wrong passwords.",
+		}),
+	}
+	m.Registry.MustRegister(m.Requests, m.Latency, m.JourneysStarted, m.JourneysFinished, m.CodesSent, m.Lockouts,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
