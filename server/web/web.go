@@ -66,13 +66,22 @@ type View struct {
 	Errors     Errors            // shown in the error summary and beside each field
 	Values     map[string]string // submitted values to show again
 	Data       any               // page-specific data
-	CSRF       string            // filled by Render
+	csrf       func() string     // filled by Render; called only by pages with forms
 	SignedIn   bool              // filled by Render
 	Dev        bool              // filled by Render: show the development outbox link
 	BackLink   string            // optional "Back" link target
 	Notice     string            // optional message shown above the content
 	RequestID  string            // filled by Render, shown on error pages
 	StatusCode int               // filled by Render
+}
+
+// CSRF returns the session's anti-forgery token for a form, creating the
+// session on first use; pages without forms never call it.
+func (v View) CSRF() string {
+	if v.csrf == nil {
+		return ""
+	}
+	return v.csrf()
 }
 
 // Value returns the submitted value of a field.
@@ -121,7 +130,7 @@ func (r *Renderer) Render(c fiber.Ctx, status int, page string, v View) error {
 		return fmt.Errorf("render: no page %q", page)
 	}
 	if s, ok := c.Locals(localsSession).(*Session); ok {
-		v.CSRF = s.CSRFToken()
+		v.csrf = s.CSRFToken
 		v.SignedIn = s.AccountID() != "" && isSignedIn(s)
 	}
 	v.Dev = r.dev
@@ -189,18 +198,21 @@ func (r *Renderer) CheckCSRF(h fiber.Handler) fiber.Handler {
 	}
 }
 
-// Pages registers page routes: GET handlers as they are, POST handlers
-// behind the CSRF check.
+// Pages registers page routes: each runs with the browser's session and is
+// never cached; POST handlers run behind the CSRF check.
 type Pages struct {
 	R        fiber.Router
 	Renderer *Renderer
+	Sessions *Sessions
 }
 
 // Get registers a page.
-func (p Pages) Get(path string, h fiber.Handler) { p.R.Get(path, h) }
+func (p Pages) Get(path string, h fiber.Handler) { p.R.Get(path, p.Sessions.Middleware(), NoStore, h) }
 
 // Post registers a form handler behind the CSRF check.
-func (p Pages) Post(path string, h fiber.Handler) { p.R.Post(path, p.Renderer.CheckCSRF(h)) }
+func (p Pages) Post(path string, h fiber.Handler) {
+	p.R.Post(path, p.Sessions.Middleware(), NoStore, p.Renderer.CheckCSRF(h))
+}
 
 func constantEqual(a, b string) bool {
 	if len(a) != len(b) {

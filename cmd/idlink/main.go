@@ -1,0 +1,105 @@
+// Command idlink runs the identity provider and administers it.
+//
+//	idlink serve      start the server (migrates the database first)
+//	idlink migrate    bring the database schema up to date and exit
+//
+// Configuration comes from IDLINK_* environment variables; see README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/idlink/idlink/migrations"
+	"github.com/idlink/idlink/server"
+	"github.com/idlink/idlink/server/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "idlink:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const usage = `usage: idlink <command> [arguments]
+
+commands:
+  serve      start the server (migrates the database first)
+  migrate    bring the database schema up to date and exit
+`
+
+// run executes one command; main is only its shell, so tests can call it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, cfg, stdout)
+	case "migrate":
+		return migrate(ctx, cfg, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	}
+}
+
+func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
+	srv, err := server.New(ctx, cfg, server.Options{})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	fmt.Fprintf(stdout, "idlink %s mode, database %s\n", cfg.Env, string(migrations.DialectOf(srv.DB)))
+	fmt.Fprintf(stdout, "  open %s to create an account or log in\n", cfg.Issuer)
+	if cfg.Dev() {
+		fmt.Fprintf(stdout, "  emails and text messages go to the development outbox: %s/dev/outbox\n", cfg.Issuer)
+	}
+	fmt.Fprintf(stdout, "  listening on %s (Ctrl-C to stop)\n", ln.Addr())
+	return srv.Serve(ctx, ln)
+}
+
+func migrate(ctx context.Context, cfg config.Config, stdout io.Writer) error {
+	db, err := migrations.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := migrations.Up(ctx, db)
+	if err != nil {
+		return err
+	}
+	v, err := migrations.Version(ctx, db)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "applied %d migration(s); schema version %d (%s)\n", n, v, migrations.DialectOf(db))
+	return nil
+}

@@ -1,0 +1,116 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/idlink/idlink/migrations"
+	"github.com/idlink/idlink/server/secrets"
+)
+
+// Purpose says what a security code is for; a code is only ever accepted
+// for the purpose and subject it was sent for.
+type Purpose string
+
+// Purposes of security codes.
+const (
+	PurposeSignup Purpose = "signup_phone" // proving the mobile number while creating an account
+	PurposeLogin  Purpose = "login"        // the second factor of a login
+	PurposeReset  Purpose = "reset"        // proving the phone while resetting a password
+)
+
+// Limits on security codes.
+const (
+	CodeLength      = 6
+	CodeLifetime    = 5 * time.Minute
+	CodeMaxAttempts = 5                // wrong tries that void a code
+	CodesPerWindow  = 5                // codes per phone number …
+	CodeWindow      = 15 * time.Minute // … per this window
+)
+
+// Errors of security codes.
+var (
+	ErrTooManyCodes = errors.New("too many security codes requested for this phone number")
+	ErrCodeWrong    = errors.New("the security code is not right")
+	ErrCodeExpired  = errors.New("the security code has expired or has been used too many times")
+	ErrSendFailed   = errors.New("the message could not be sent")
+)
+
+type codeRow struct {
+	ID        string    `db:"id"`
+	CodeHash  string    `db:"code_hash"`
+	Attempts  int       `db:"attempts"`
+	ExpiresAt time.Time `db:"expires_at"`
+}
+
+// issueCode stores a new code for (purpose, subject), voiding any earlier
+// one, and returns it in clear for sending.
+func (s *store) issueCode(ctx context.Context, keys codeHasher, purpose Purpose, subject, phone string) (string, error) {
+	code := secrets.NewDigits(CodeLength)
+	now := s.nowUTC()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return "", fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE security_codes SET used_at = ? WHERE purpose = ? AND subject = ? AND used_at IS NULL`),
+		now, string(purpose), subject); err != nil {
+		return "", fmt.Errorf("void earlier codes: %w", err)
+	}
+	id := secrets.NewID()
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO security_codes (id, purpose, subject, phone, code_hash, attempts, expires_at, created_at)
+		VALUES (?, ?, ?, ?, ?, 0, ?, ?)`), id, string(purpose), subject, phone, keys.codeMAC(id, code), now.Add(CodeLifetime), now); err != nil {
+		return "", fmt.Errorf("store code: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return "", fmt.Errorf("commit code: %w", err)
+	}
+	return code, nil
+}
+
+// verifyCode checks a submitted code against the live code for (purpose,
+// subject). Each check takes one of the code's attempts atomically before
+// comparing, so concurrent guesses cannot exceed CodeMaxAttempts; a right
+// code is marked used by the one request that wins the update. It returns
+// the number of tries left with ErrCodeWrong.
+func (s *store) verifyCode(ctx context.Context, keys codeHasher, purpose Purpose, subject, code string) (int, error) {
+	now := s.nowUTC()
+	var row codeRow
+	err := s.db.GetContext(ctx, &row, s.db.Rebind(`UPDATE security_codes SET attempts = attempts + 1
+		WHERE id = (SELECT id FROM security_codes WHERE purpose = ? AND subject = ? AND used_at IS NULL ORDER BY created_at DESC LIMIT 1)
+		  AND used_at IS NULL AND attempts < ? AND expires_at > ?
+		RETURNING id, code_hash, attempts, expires_at`), string(purpose), subject, CodeMaxAttempts, now)
+	if migrations.IsNoRows(err) {
+		return 0, ErrCodeExpired
+	}
+	if err != nil {
+		return 0, fmt.Errorf("check code: %w", err)
+	}
+	if !secrets.Equal(keys.codeMAC(row.ID, code), row.CodeHash) {
+		return CodeMaxAttempts - row.Attempts, ErrCodeWrong
+	}
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE security_codes SET used_at = ? WHERE id = ? AND used_at IS NULL`), now, row.ID)
+	if err != nil {
+		return 0, fmt.Errorf("use code: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return 0, ErrCodeExpired // another request used it first
+	}
+	return 0, nil
+}
+
+// purgeCodes deletes codes that expired more than a day ago.
+func (s *store) purgeCodes(ctx context.Context) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM security_codes WHERE expires_at <= ?`), s.nowUTC().Add(-24*time.Hour))
+	if err != nil {
+		return 0, fmt.Errorf("purge codes: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// codeHasher keys the hash of a code to its row, so equal codes do not
+// produce equal hashes.
+type codeHasher interface{ codeMAC(id, code string) string }

@@ -1,0 +1,219 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gofiber/fiber/v3"
+
+	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/password"
+	"github.com/idlink/idlink/server/trust"
+	"github.com/idlink/idlink/server/web"
+)
+
+// SignIn completes a sign-in for an account whose credentials were just
+// proven; the login capability implements it and decides where the person
+// goes next.
+type SignIn interface {
+	CompleteSignIn(c fiber.Ctx, accountID string, proven trust.Credentials) error
+}
+
+// Activity lists an account's recent audit events for the account page.
+type Activity interface {
+	ForAccount(ctx context.Context, accountID string, limit int) ([]audit.Event, error)
+}
+
+// SessionEnder ends every other session of an account (after a password
+// reset).
+type SessionEnder interface {
+	EndAccountSessions(ctx context.Context, accountID, keepHash string) (int64, error)
+	HashOf(s *web.Session) string
+}
+
+// Handlers serves the account pages: creating an account, resetting a
+// password, and the account page.
+type Handlers struct {
+	svc      *Service
+	r        *web.Renderer
+	signIn   SignIn
+	activity Activity
+	sessions SessionEnder
+}
+
+// NewHandlers returns the account pages. SetSignIn must be called before
+// they serve.
+func NewHandlers(svc *Service, r *web.Renderer, activity Activity, sessions SessionEnder) *Handlers {
+	return &Handlers{svc: svc, r: r, activity: activity, sessions: sessions}
+}
+
+// SetSignIn connects the login capability (which itself needs these
+// handlers to resume an unfinished signup).
+func (h *Handlers) SetSignIn(s SignIn) { h.signIn = s }
+
+// Register mounts the account pages.
+func (h *Handlers) Register(p web.Pages) {
+	p.Get("/create-account", h.startSignup)
+	p.Get("/create-account/email", h.emailPage)
+	p.Post("/create-account/email", h.emailSubmit)
+	p.Get("/create-account/password", h.passwordPage)
+	p.Post("/create-account/password", h.passwordSubmit)
+	p.Get("/create-account/terms", h.termsPage)
+	p.Post("/create-account/terms", h.termsSubmit)
+	p.Get("/create-account/check-email", h.checkEmailPage)
+	p.Post("/create-account/resend", h.resendSubmit)
+	p.Get("/create-account/verify", h.verifyPage)
+	p.Post("/create-account/verify", h.verifySubmit)
+	p.Get("/create-account/phone", h.phonePage)
+	p.Post("/create-account/phone", h.phoneSubmit)
+	p.Get("/create-account/code", h.codePage)
+	p.Post("/create-account/code", h.codeSubmit)
+	p.Post("/create-account/code/resend", h.codeResend)
+	p.Get("/terms", h.terms)
+
+	p.Get("/forgot-password", h.forgotPage)
+	p.Post("/forgot-password", h.forgotSubmit)
+	p.Get("/reset-password/verify", h.resetVerifyPage)
+	p.Post("/reset-password/verify", h.resetVerifySubmit)
+	p.Get("/reset-password/code", h.resetCodePage)
+	p.Post("/reset-password/code", h.resetCodeSubmit)
+	p.Post("/reset-password/code/resend", h.resetCodeResend)
+	p.Get("/reset-password/new", h.resetNewPage)
+	p.Post("/reset-password/new", h.resetNewSubmit)
+
+	p.Get("/account", h.accountPage)
+}
+
+// ---- shared bits ----
+
+func redirect(c fiber.Ctx, to string) error { return c.Redirect().Status(http.StatusSeeOther).To(to) }
+
+func (h *Handlers) page(c fiber.Ctx, name string, v web.View) error {
+	status := http.StatusOK
+	if len(v.Errors) > 0 {
+		status = http.StatusUnprocessableEntity
+	}
+	return h.r.Render(c, status, name, v)
+}
+
+// codeError turns a security-code error into the message a person sees.
+func codeError(err error) (string, bool) {
+	var wrong *WrongCodeError
+	switch {
+	case errors.As(err, &wrong):
+		if wrong.TriesLeft == 1 {
+			return "The security code is not right. You have 1 more try.", true
+		}
+		return "The security code is not right. Check it and try again.", true
+	case errors.Is(err, ErrCodeExpired):
+		return "This security code has expired or has been used. Ask for a new code.", true
+	case errors.Is(err, ErrTooManyCodes):
+		return "You have asked for too many security codes. Wait 15 minutes and try again.", true
+	case errors.Is(err, ErrSendFailed):
+		return "We could not send the security code. Try again.", true
+	}
+	return "", false
+}
+
+// CodeErrorMessage is codeError for other capabilities' code pages.
+func CodeErrorMessage(err error) (string, bool) { return codeError(err) }
+
+// emailError turns an error from sending email into a message.
+func emailError(err error) (string, bool) {
+	switch {
+	case errors.Is(err, ErrTooManyEmails):
+		return "We have sent too many emails to this address. Wait 15 minutes and try again.", true
+	case errors.Is(err, ErrSendFailed):
+		return "We could not send the email. Try again.", true
+	}
+	return "", false
+}
+
+func validCode(raw string) (string, bool) {
+	code := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(raw))
+	if len(code) != CodeLength {
+		return code, false
+	}
+	for _, r := range code {
+		if r < '0' || r > '9' {
+			return code, false
+		}
+	}
+	return code, true
+}
+
+// ---- account page ----
+
+func (h *Handlers) accountPage(c fiber.Ctx) error {
+	s := web.Sess(c)
+	if s.AccountID() == "" {
+		return redirect(c, "/login")
+	}
+	acct, err := h.svc.Account(c.Context(), s.AccountID())
+	if errors.Is(err, ErrNotFound) {
+		s.Destroy()
+		return redirect(c, "/login")
+	}
+	if err != nil {
+		return err
+	}
+	events, err := h.activity.ForAccount(c.Context(), acct.ID, 10)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return h.page(c, "account", web.View{Title: "Your account", Data: accountView{Account: acct, Events: events}})
+}
+
+type accountView struct {
+	Account Account
+	Events  []audit.Event
+}
+
+// Describe turns an audit event type into words for the account page.
+func (accountView) Describe(ev audit.Event) string {
+	if d, ok := eventWords[ev.Type]; ok {
+		if ev.Outcome == audit.Failure && d[1] != "" {
+			return d[1]
+		}
+		return d[0]
+	}
+	return ev.Type
+}
+
+var eventWords = map[string][2]string{
+	"login.password":        {"Password entered", "Wrong password entered"},
+	"login.completed":       {"Logged in", ""},
+	"code.sent":             {"Security code sent", "Security code could not be sent"},
+	"code.verified":         {"Security code entered", ""},
+	"code.wrong":            {"Wrong security code entered", "Wrong security code entered"},
+	"code.expired":          {"Expired security code entered", "Expired security code entered"},
+	"code.rate_limited":     {"Too many security codes requested", "Too many security codes requested"},
+	"account.locked":        {"Account locked for 15 minutes after 5 wrong passwords", ""},
+	"signup.email_verified": {"Email address confirmed", ""},
+	"signup.completed":      {"Account created", ""},
+	"reset.requested":       {"Password reset requested", ""},
+	"reset.link_used":       {"Password reset link used", ""},
+	"reset.completed":       {"Password changed", ""},
+	"session.signed_out":    {"Signed out", ""},
+}
+
+func (h *Handlers) terms(c fiber.Ctx) error {
+	return h.page(c, "terms", web.View{Title: "Terms of use", Data: h.svc.cfg.TermsVersion})
+}
+
+// passwordMessage is the sentence for a password policy error.
+func passwordMessage(err error) (string, bool) {
+	if errors.Is(err, password.ErrTooShort) || errors.Is(err, password.ErrTooLong) ||
+		errors.Is(err, password.ErrSameAsEmail) || errors.Is(err, password.ErrCommon) {
+		return password.Message(err), true
+	}
+	return "", false
+}

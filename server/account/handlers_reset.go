@@ -1,0 +1,196 @@
+package account
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gofiber/fiber/v3"
+
+	"github.com/idlink/idlink/server/web"
+)
+
+// resetState is the password-reset journey's state: the link has been used
+// (AccountID), then the phone code (CodeOK), then a new password is set.
+type resetState struct {
+	AccountID string `json:"account_id"`
+	Email     string `json:"email"`
+	Phone     string `json:"phone"`
+	CodeOK    bool   `json:"code_ok,omitempty"`
+}
+
+const resetKey = "reset"
+
+func loadReset(c fiber.Ctx) (resetState, bool) {
+	var st resetState
+	ok := web.Sess(c).Get(resetKey, &st) && st.AccountID != ""
+	return st, ok
+}
+
+func (h *Handlers) forgotPage(c fiber.Ctx) error {
+	return h.page(c, "forgot_password", web.View{Title: "Reset your password", BackLink: "/login"})
+}
+
+func (h *Handlers) forgotSubmit(c fiber.Ctx) error {
+	raw := c.FormValue("email")
+	v := web.View{Title: "Reset your password", BackLink: "/login", Values: map[string]string{"email": raw}}
+	email, err := ParseEmail(raw)
+	if err != nil {
+		v.Errors.Add("email", "Enter an email address in the correct format, like name@example.com")
+		return h.page(c, "forgot_password", v)
+	}
+	err = h.svc.RequestReset(c.Context(), web.Actor(c), email)
+	if msg, ok := emailError(err); ok {
+		v.Errors.Add("email", msg)
+		return h.page(c, "forgot_password", v)
+	}
+	if err != nil {
+		return err
+	}
+	return h.page(c, "reset_sent", web.View{Title: "Check your email", Data: email})
+}
+
+func (h *Handlers) resetLinkInvalid(c fiber.Ctx) error {
+	return h.r.Render(c, http.StatusGone, "link_invalid", web.View{Title: "This link has expired or has already been used", Data: "/forgot-password"})
+}
+
+func (h *Handlers) resetVerifyPage(c fiber.Ctx) error {
+	token := c.Query("token")
+	if err := h.svc.CheckResetLink(c.Context(), token); err != nil {
+		if errors.Is(err, ErrLinkInvalid) {
+			return h.resetLinkInvalid(c)
+		}
+		return err
+	}
+	return h.page(c, "reset_verify", web.View{Title: "Reset your password", Data: token})
+}
+
+func (h *Handlers) resetVerifySubmit(c fiber.Ctx) error {
+	acct, err := h.svc.UseResetLink(c.Context(), web.Actor(c), c.FormValue("token"))
+	if errors.Is(err, ErrLinkInvalid) {
+		return h.resetLinkInvalid(c)
+	}
+	if err != nil {
+		return err
+	}
+	st := resetState{AccountID: acct.ID, Email: acct.Email, Phone: acct.PhoneNumber()}
+	web.Sess(c).Renew()
+	web.Sess(c).Put(resetKey, st)
+	if st.Phone == "" {
+		// No phone was ever confirmed: the email link alone is the proof, as
+		// it was all the account had.
+		st.CodeOK = true
+		web.Sess(c).Put(resetKey, st)
+		return redirect(c, "/reset-password/new")
+	}
+	if err := h.svc.SendCode(c.Context(), web.Actor(c), PurposeReset, acct.ID, st.Phone, acct.ID); err != nil {
+		if msg, ok := codeError(err); ok {
+			v := h.resetCodeView(st)
+			v.Errors.Add("code", msg)
+			return h.page(c, "code", v)
+		}
+		return err
+	}
+	return redirect(c, "/reset-password/code")
+}
+
+func (h *Handlers) resetCodeView(st resetState) web.View {
+	return web.View{Title: "Enter the security code",
+		Data: codePageData{SentTo: MaskPhone(st.Phone), Action: "/reset-password/code", Resend: "/reset-password/code/resend"}}
+}
+
+func (h *Handlers) resetCodePage(c fiber.Ctx) error {
+	st, ok := loadReset(c)
+	if !ok {
+		return redirect(c, "/forgot-password")
+	}
+	if st.CodeOK {
+		return redirect(c, "/reset-password/new")
+	}
+	return h.page(c, "code", h.resetCodeView(st))
+}
+
+func (h *Handlers) resetCodeSubmit(c fiber.Ctx) error {
+	st, ok := loadReset(c)
+	if !ok {
+		return redirect(c, "/forgot-password")
+	}
+	v := h.resetCodeView(st)
+	code, valid := validCode(c.FormValue("code"))
+	if !valid {
+		v.Errors.Add("code", "Enter the 6-digit security code")
+		return h.page(c, "code", v)
+	}
+	err := h.svc.VerifyCode(c.Context(), web.Actor(c), PurposeReset, st.AccountID, code, st.AccountID)
+	if msg, ok := codeError(err); ok {
+		v.Errors.Add("code", msg)
+		return h.page(c, "code", v)
+	}
+	if err != nil {
+		return err
+	}
+	st.CodeOK = true
+	web.Sess(c).Put(resetKey, st)
+	return redirect(c, "/reset-password/new")
+}
+
+func (h *Handlers) resetCodeResend(c fiber.Ctx) error {
+	st, ok := loadReset(c)
+	if !ok {
+		return redirect(c, "/forgot-password")
+	}
+	v := h.resetCodeView(st)
+	err := h.svc.SendCode(c.Context(), web.Actor(c), PurposeReset, st.AccountID, st.Phone, st.AccountID)
+	if msg, ok := codeError(err); ok {
+		v.Errors.Add("code", msg)
+		return h.page(c, "code", v)
+	}
+	if err != nil {
+		return err
+	}
+	v.Notice = "We have sent a new security code. Codes sent earlier no longer work."
+	return h.page(c, "code", v)
+}
+
+func (h *Handlers) resetNewPage(c fiber.Ctx) error {
+	st, ok := loadReset(c)
+	if !ok {
+		return redirect(c, "/forgot-password")
+	}
+	if !st.CodeOK {
+		return redirect(c, "/reset-password/code")
+	}
+	return h.page(c, "reset_new", web.View{Title: "Create a new password"})
+}
+
+func (h *Handlers) resetNewSubmit(c fiber.Ctx) error {
+	st, ok := loadReset(c)
+	if !ok {
+		return redirect(c, "/forgot-password")
+	}
+	if !st.CodeOK {
+		return redirect(c, "/reset-password/code")
+	}
+	v := web.View{Title: "Create a new password"}
+	pw := c.FormValue("password")
+	if pw == "" {
+		v.Errors.Add("password", "Enter a new password")
+		return h.page(c, "reset_new", v)
+	}
+	hash, err := h.svc.CheckNewPassword(c.Context(), st.Email, pw)
+	if msg, ok := passwordMessage(err); ok {
+		v.Errors.Add("password", msg)
+		return h.page(c, "reset_new", v)
+	}
+	if err != nil {
+		return err
+	}
+	if err := h.svc.SetNewPassword(c.Context(), web.Actor(c), st.AccountID, hash); err != nil {
+		return err
+	}
+	s := web.Sess(c)
+	if _, err := h.sessions.EndAccountSessions(c.Context(), st.AccountID, h.sessions.HashOf(s)); err != nil {
+		return err
+	}
+	s.Delete(resetKey)
+	return h.page(c, "reset_done", web.View{Title: "Your password has been changed"})
+}

@@ -1,0 +1,143 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+
+	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/secrets"
+)
+
+// ErrEmailInvalid is returned for an email address that cannot be used.
+var ErrEmailInvalid = errors.New("not a valid email address")
+
+// MinEmailLength is NHS login's rule: an address longer than 6 characters.
+const MinEmailLength = 7
+
+// ParseEmail checks an email address as a person typed it and returns it
+// normalised (trimmed, lowercase).
+func ParseEmail(raw string) (string, error) {
+	e := NormalizeEmail(raw)
+	if len(e) < MinEmailLength || len(e) > 254 {
+		return "", ErrEmailInvalid
+	}
+	addr, err := mail.ParseAddress(e)
+	if err != nil || addr.Address != e || addr.Name != "" {
+		return "", ErrEmailInvalid
+	}
+	local, domain, ok := strings.Cut(e, "@")
+	if !ok || local == "" || len(local) > 64 || !strings.Contains(domain, ".") ||
+		strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
+		return "", ErrEmailInvalid
+	}
+	return e, nil
+}
+
+// StartSignup records a registration and emails its verification link. If
+// the address already has an account, the owner is emailed instead and
+// nothing else happens; the caller cannot tell the two apart, so neither
+// can the person at the keyboard. It returns the signup's id ("" for an
+// existing account) for ResendSignup.
+func (s *Service) StartSignup(ctx context.Context, a audit.Actor, email, passwordHash string) (string, error) {
+	s.metrics.JourneysStarted.WithLabelValues("signup").Inc()
+	if _, err := s.st.byEmail(ctx, email); err == nil {
+		if err := s.sendExisting(ctx, email); err != nil {
+			return "", err
+		}
+		return "", s.record(ctx, a, "signup.existing_email", audit.Success, "", nil)
+	} else if !errors.Is(err, ErrNotFound) {
+		return "", err
+	}
+	now := s.st.nowUTC()
+	token := secrets.NewToken()
+	su := signup{
+		ID: secrets.NewID(), Email: email, PasswordHash: passwordHash,
+		TermsVersion: s.cfg.TermsVersion, TermsAcceptedAt: now,
+		TokenHash: s.tokenMAC("signup", token), ExpiresAt: now.Add(SignupLinkLifetime), CreatedAt: now,
+	}
+	if err := s.st.createSignup(ctx, su); err != nil {
+		return "", err
+	}
+	if err := s.sendVerify(ctx, email, token); err != nil {
+		return su.ID, err
+	}
+	return su.ID, s.record(ctx, a, "signup.started", audit.Success, "", map[string]any{"signup": su.ID, "terms": s.cfg.TermsVersion})
+}
+
+// ResendSignup sends the verification email again with a new link (the
+// previous link stops working), or the existing-account email again when
+// signupID is "".
+func (s *Service) ResendSignup(ctx context.Context, a audit.Actor, signupID, email string) error {
+	if signupID == "" {
+		return s.sendExisting(ctx, email)
+	}
+	token := secrets.NewToken()
+	if err := s.st.renewSignupToken(ctx, signupID, s.tokenMAC("signup", token), s.st.nowUTC().Add(SignupLinkLifetime)); err != nil {
+		return err
+	}
+	if err := s.sendVerify(ctx, email, token); err != nil {
+		return err
+	}
+	return s.record(ctx, a, "signup.link_resent", audit.Success, "", map[string]any{"signup": signupID})
+}
+
+func (s *Service) sendVerify(ctx context.Context, email, token string) error {
+	link := s.link("/create-account/verify", token)
+	return s.sendEmail(ctx, email, "signup_verify_email", fmt.Sprintf(
+		"Confirm your email address to continue creating your idlink account: %s\n\nThe link works once and expires in 24 hours. If you did not ask for this, ignore this email.", link), link)
+}
+
+func (s *Service) sendExisting(ctx context.Context, email string) error {
+	link := s.cfg.Issuer + "/login"
+	return s.sendEmail(ctx, email, "signup_existing_account", fmt.Sprintf(
+		"Someone tried to create an idlink account with this email address, but you already have one. You can log in at %s. "+
+			"If you have forgotten your password you can reset it there. If this was not you, you do not need to do anything.", link), link)
+}
+
+// CheckSignupLink reports whether a verification link is still good,
+// without using it (email scanners follow links too).
+func (s *Service) CheckSignupLink(ctx context.Context, token string) error {
+	_, err := s.st.signupByToken(ctx, s.tokenMAC("signup", token))
+	return err
+}
+
+// CompleteSignupLink uses a verification link: the account is created with
+// a verified email address, waiting for its mobile number. It returns the
+// new account and the id of the signup the link belonged to.
+func (s *Service) CompleteSignupLink(ctx context.Context, a audit.Actor, token string) (Account, string, error) {
+	acct, su, err := s.st.completeSignup(ctx, s.tokenMAC("signup", token))
+	switch {
+	case errors.Is(err, ErrLinkInvalid):
+		return acct, "", errors.Join(err, s.record(ctx, a, "signup.link_invalid", audit.Failure, "", nil))
+	case errors.Is(err, ErrEmailTaken):
+		return acct, "", errors.Join(err, s.record(ctx, a, "signup.email_taken", audit.Failure, "", nil))
+	case err != nil:
+		return acct, "", err
+	}
+	return acct, su.ID, s.record(ctx, a, "signup.email_verified", audit.Success, acct.ID, map[string]any{"signup": su.ID})
+}
+
+// SendSignupCode texts the code that proves a new account's mobile number.
+func (s *Service) SendSignupCode(ctx context.Context, a audit.Actor, accountID, phone string) error {
+	return s.SendCode(ctx, a, PurposeSignup, accountID, phone, accountID)
+}
+
+// CompleteSignupPhone checks the code sent to phone and, when it is right,
+// stores the number and activates the account at P0.
+func (s *Service) CompleteSignupPhone(ctx context.Context, a audit.Actor, accountID, phone, code string) error {
+	if err := s.VerifyCode(ctx, a, PurposeSignup, accountID, code, accountID); err != nil {
+		return err
+	}
+	if err := s.st.setPhone(ctx, accountID, phone); err != nil {
+		return err
+	}
+	s.metrics.JourneysFinished.WithLabelValues("signup", "completed").Inc()
+	return s.record(ctx, a, "signup.completed", audit.Success, accountID, nil)
+}
+
+// ParsePhone reads a mobile number with this server's rules (the sandbox
+// also accepts Ofcom's drama numbers).
+func (s *Service) ParsePhone(raw string) (string, error) { return ParsePhone(raw, s.cfg.Development) }

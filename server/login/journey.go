@@ -1,0 +1,343 @@
+// Package login is the login journey: a server-side state machine that
+// takes a person from "who are you?" to a session that has proven the
+// credentials a relying party asked for (password, then a second factor).
+//
+// Second factors plug in as Factors: each proves one credential component
+// (the texted security code proves Cd; later a remembered browser, a phone
+// approval or a passkey). The journey asks only for what is still missing,
+// so adding a factor never changes this code.
+package login
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v3"
+
+	"github.com/idlink/idlink/server/account"
+	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/metrics"
+	"github.com/idlink/idlink/server/trust"
+	"github.com/idlink/idlink/server/web"
+)
+
+// Auth is what a signed-in session has proven.
+type Auth struct {
+	AccountID   string            `json:"account_id"`
+	Credentials trust.Credentials `json:"credentials"`
+	AuthTime    time.Time         `json:"auth_time"`
+}
+
+// Request asks the journey to sign someone in.
+type Request struct {
+	// Want lists acceptable credential sets; the journey ends when the
+	// session has proven any one of them. Empty means password and a
+	// second factor ({Cp, Cd}).
+	Want []trust.Credentials
+	// ReturnTo is the local path to send the browser to when done.
+	ReturnTo string
+	// Force asks for every credential again even if the session already
+	// proved it (prompt=login).
+	Force bool
+	// AllowRegistration shows the create-account link (default true).
+	HideRegistration bool
+	// ClientName names the service the person is logging in to, if any.
+	ClientName string
+}
+
+// state is the journey's server-side state between pages.
+type state struct {
+	AccountID  string              `json:"account_id,omitempty"`
+	Proven     trust.Credentials   `json:"proven,omitempty"`
+	Want       []trust.Credentials `json:"want"`
+	ReturnTo   string              `json:"return_to"`
+	HideSignup bool                `json:"hide_signup,omitempty"`
+	ClientName string              `json:"client_name,omitempty"`
+	Factor     string              `json:"factor,omitempty"` // the factor whose page is current
+}
+
+const (
+	stateKey = "login"
+	authKey  = web.SignedInKey
+)
+
+// Factor is a way to prove one credential component after the password
+// (or instead of it, for Cm). Implementations own their pages.
+type Factor interface {
+	// Name identifies the factor in state and audit events.
+	Name() string
+	// Proves is the credential component a success proves.
+	Proves() trust.Credential
+	// Available reports whether the factor can be used for this account now.
+	Available(ctx context.Context, acct account.Account) bool
+	// Begin starts the factor (sends a code, creates a request) and sends
+	// the browser to its page.
+	Begin(c fiber.Ctx, acct account.Account) error
+}
+
+// Signups is what the journey needs from the account pages to resume an
+// unfinished signup.
+type Signups interface {
+	ResumePending(c fiber.Ctx, signupID, email string) error
+	ResumePhone(c fiber.Ctx, accountID string) error
+}
+
+// Journey runs logins. It is safe for concurrent use.
+type Journey struct {
+	accounts *account.Service
+	signups  Signups
+	r        *web.Renderer
+	audit    *audit.Log
+	metrics  *metrics.Metrics
+	factors  []Factor
+	now      func() time.Time
+}
+
+// New returns the login journey with the texted security code as its
+// first second factor.
+func New(accounts *account.Service, signups Signups, r *web.Renderer, log *audit.Log, m *metrics.Metrics, now func() time.Time) *Journey {
+	if now == nil {
+		now = time.Now
+	}
+	j := &Journey{accounts: accounts, signups: signups, r: r, audit: log, metrics: m, now: now}
+	j.AddFactor(&smsFactor{j: j})
+	return j
+}
+
+// AddFactor adds a second factor. Factors added earlier are preferred
+// when several could prove the same component; a factor added with
+// AddPreferredFactor is tried first.
+func (j *Journey) AddFactor(f Factor) { j.factors = append(j.factors, f) }
+
+// AddPreferredFactor adds a factor tried before the existing ones (a
+// remembered browser should be used before a code is texted).
+func (j *Journey) AddPreferredFactor(f Factor) { j.factors = append([]Factor{f}, j.factors...) }
+
+// Register mounts the login pages.
+func (j *Journey) Register(p web.Pages) {
+	p.Get("/login", j.passwordPage)
+	p.Post("/login", j.passwordSubmit)
+	p.Post("/sign-out", j.signOut)
+	for _, f := range j.factors {
+		if r, ok := f.(interface{ Register(web.Pages) }); ok {
+			r.Register(p)
+		}
+	}
+}
+
+// Current reports who is signed in on this browser and what they proved.
+func (j *Journey) Current(c fiber.Ctx) (Auth, bool) {
+	s := web.Sess(c)
+	var a Auth
+	if s.AccountID() == "" || !s.Get(authKey, &a) || a.AccountID != s.AccountID() {
+		return Auth{}, false
+	}
+	return a, true
+}
+
+// Start begins a login for req and sends the browser to its first step.
+// A session that is already signed in keeps what it proved (unless
+// req.Force), so only what is missing is asked for.
+func (j *Journey) Start(c fiber.Ctx, req Request) error {
+	st := state{Want: req.Want, ReturnTo: safeReturn(req.ReturnTo), HideSignup: req.HideRegistration, ClientName: req.ClientName}
+	if len(st.Want) == 0 {
+		st.Want = []trust.Credentials{{trust.Cd, trust.Cp}}
+	}
+	if a, ok := j.Current(c); ok && !req.Force {
+		st.AccountID, st.Proven = a.AccountID, a.Credentials
+	}
+	j.metrics.JourneysStarted.WithLabelValues("login").Inc()
+	web.Sess(c).Put(stateKey, st)
+	return j.next(c, st)
+}
+
+func (j *Journey) load(c fiber.Ctx) (state, bool) {
+	var st state
+	ok := web.Sess(c).Get(stateKey, &st)
+	return st, ok
+}
+
+// next moves the journey on: done when a wanted set is proven, else the
+// first step that can make progress towards one.
+func (j *Journey) next(c fiber.Ctx, st state) error {
+	for _, want := range st.Want {
+		if len(st.Proven.Missing(want)) == 0 {
+			return j.complete(c, st)
+		}
+	}
+	if st.AccountID == "" {
+		return redirect(c, "/login")
+	}
+	acct, err := j.accounts.Account(c.Context(), st.AccountID)
+	if err != nil {
+		return fmt.Errorf("login journey: %w", err)
+	}
+	for _, want := range st.Want {
+		for _, missing := range st.Proven.Missing(want) {
+			if missing == trust.Cp {
+				return redirect(c, "/login")
+			}
+			for _, f := range j.factors {
+				if f.Proves() == missing && f.Available(c.Context(), acct) {
+					st.Factor = f.Name()
+					web.Sess(c).Put(stateKey, st)
+					return f.Begin(c, acct)
+				}
+			}
+		}
+	}
+	return j.r.ErrorPage(c, http.StatusForbidden, "You cannot log in to this service yet",
+		"This service needs a way of proving who you are that is not set up on your account.")
+}
+
+// Proved records that the current factor proved cred and moves on. Factors
+// call it from their handlers.
+func (j *Journey) Proved(c fiber.Ctx, cred trust.Credential) error {
+	st, ok := j.load(c)
+	if !ok || st.AccountID == "" {
+		return redirect(c, "/login")
+	}
+	st.Proven = st.Proven.With(cred)
+	st.Factor = ""
+	web.Sess(c).Put(stateKey, st)
+	return j.next(c, st)
+}
+
+// AccountInProgress returns the account the journey is signing in, for
+// factor pages.
+func (j *Journey) AccountInProgress(c fiber.Ctx, factor string) (account.Account, bool) {
+	st, ok := j.load(c)
+	if !ok || st.AccountID == "" || st.Factor != factor {
+		return account.Account{}, false
+	}
+	acct, err := j.accounts.Account(c.Context(), st.AccountID)
+	if err != nil {
+		return account.Account{}, false
+	}
+	return acct, true
+}
+
+func (j *Journey) complete(c fiber.Ctx, st state) error {
+	s := web.Sess(c)
+	s.Renew() // a new id for the signed-in session: no fixation
+	s.SetAccount(st.AccountID)
+	s.Put(authKey, Auth{AccountID: st.AccountID, Credentials: st.Proven, AuthTime: j.now().UTC().Truncate(time.Second)})
+	s.Delete(stateKey)
+	if err := j.audit.Record(c.Context(), web.Actor(c), "login.completed", audit.Success, st.AccountID,
+		map[string]any{"credentials": st.Proven}); err != nil {
+		return err
+	}
+	j.metrics.JourneysFinished.WithLabelValues("login", "completed").Inc()
+	return redirect(c, st.ReturnTo)
+}
+
+// CompleteSignIn signs in an account whose credentials another journey
+// (creating an account) has just proven, and continues where a pending
+// login journey wanted to go.
+func (j *Journey) CompleteSignIn(c fiber.Ctx, accountID string, proven trust.Credentials) error {
+	st, ok := j.load(c)
+	if !ok {
+		st = state{ReturnTo: "/account", Want: []trust.Credentials{{trust.Cd, trust.Cp}}}
+	}
+	st.AccountID, st.Proven = accountID, proven
+	web.Sess(c).Put(stateKey, st)
+	// A new account has proven what it has; if a relying party wants more
+	// (a password typed in another browser, say) the journey asks for it.
+	return j.next(c, st)
+}
+
+func (j *Journey) signOut(c fiber.Ctx) error {
+	s := web.Sess(c)
+	if id := s.AccountID(); id != "" {
+		if err := j.audit.Record(c.Context(), web.Actor(c), "session.signed_out", audit.Success, id, nil); err != nil {
+			return err
+		}
+	}
+	s.Destroy()
+	return j.r.Render(c, http.StatusOK, "signed_out", web.View{Title: "You have signed out"})
+}
+
+// safeReturn keeps ReturnTo a local path so the journey is no open redirect.
+func safeReturn(p string) string {
+	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
+		return "/account"
+	}
+	return p
+}
+
+func redirect(c fiber.Ctx, to string) error { return c.Redirect().Status(http.StatusSeeOther).To(to) }
+
+// ---- the password step ----
+
+func (j *Journey) passwordView(c fiber.Ctx, st state) web.View {
+	return web.View{Title: "Log in", Data: passwordPageData{HideSignup: st.HideSignup, ClientName: st.ClientName}}
+}
+
+type passwordPageData struct {
+	HideSignup bool
+	ClientName string
+}
+
+func (j *Journey) passwordPage(c fiber.Ctx) error {
+	st, ok := j.load(c)
+	if !ok {
+		// Someone came to /login directly: a plain login to the account page.
+		st = state{Want: []trust.Credentials{{trust.Cd, trust.Cp}}, ReturnTo: safeReturn(c.Query("return_to"))}
+		j.metrics.JourneysStarted.WithLabelValues("login").Inc()
+		web.Sess(c).Put(stateKey, st)
+	}
+	return j.r.Render(c, http.StatusOK, "login", j.passwordView(c, st))
+}
+
+func (j *Journey) passwordSubmit(c fiber.Ctx) error {
+	st, ok := j.load(c)
+	if !ok {
+		st = state{Want: []trust.Credentials{{trust.Cd, trust.Cp}}, ReturnTo: "/account"}
+	}
+	email, pw := strings.TrimSpace(c.FormValue("email")), c.FormValue("password")
+	v := j.passwordView(c, st)
+	v.Values = map[string]string{"email": email}
+	if email == "" {
+		v.Errors.Add("email", "Enter your email address")
+	}
+	if pw == "" {
+		v.Errors.Add("password", "Enter your password")
+	}
+	if len(v.Errors) > 0 {
+		return j.r.Render(c, http.StatusUnprocessableEntity, "login", v)
+	}
+	acct, err := j.accounts.CheckPassword(c.Context(), web.Actor(c), email, pw)
+	var pending *account.PendingSignupError
+	switch {
+	case errors.As(err, &pending):
+		web.Sess(c).Delete(stateKey)
+		return j.signups.ResumePending(c, pending.SignupID, pending.Email)
+	case errors.Is(err, account.ErrBadPassword):
+		v.Errors.Add("email", "Enter a correct email address and password")
+		return j.r.Render(c, http.StatusUnprocessableEntity, "login", v)
+	case errors.Is(err, account.ErrLocked):
+		v.Errors.Add("email", "You have entered the wrong details too many times. Wait 15 minutes and try again, or reset your password.")
+		return j.r.Render(c, http.StatusTooManyRequests, "login", v)
+	case errors.Is(err, account.ErrBlocked):
+		j.metrics.JourneysFinished.WithLabelValues("login", "blocked").Inc()
+		return j.r.ErrorPage(c, http.StatusForbidden, "You cannot log in with this account", "Contact us if you think this is a mistake.")
+	case err != nil:
+		return err
+	}
+	if acct.Status == account.StatusPendingPhone {
+		web.Sess(c).Delete(stateKey)
+		return j.signups.ResumePhone(c, acct.ID)
+	}
+	if st.AccountID != acct.ID { // a different person, or a first sign-in
+		st.Proven = nil
+	}
+	st.AccountID = acct.ID
+	st.Proven = st.Proven.With(trust.Cp)
+	web.Sess(c).Renew()
+	web.Sess(c).Put(stateKey, st)
+	return j.next(c, st)
+}

@@ -1,0 +1,116 @@
+package login
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gofiber/fiber/v3"
+
+	"github.com/idlink/idlink/server/account"
+	"github.com/idlink/idlink/server/trust"
+	"github.com/idlink/idlink/server/web"
+)
+
+// smsFactor proves Cd with a 6-digit code texted to the account's phone.
+type smsFactor struct{ j *Journey }
+
+const smsName = "sms"
+
+func (f *smsFactor) Name() string             { return smsName }
+func (f *smsFactor) Proves() trust.Credential { return trust.Cd }
+
+func (f *smsFactor) Available(_ context.Context, acct account.Account) bool {
+	return acct.PhoneNumber() != ""
+}
+
+func (f *smsFactor) Begin(c fiber.Ctx, acct account.Account) error {
+	err := f.j.accounts.SendCode(c.Context(), web.Actor(c), account.PurposeLogin, acct.ID, acct.PhoneNumber(), acct.ID)
+	if msg, ok := account.CodeErrorMessage(err); ok {
+		v := f.view(acct)
+		v.Errors.Add("code", msg)
+		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
+	}
+	if err != nil {
+		return err
+	}
+	return redirect(c, "/login/code")
+}
+
+func (f *smsFactor) Register(p web.Pages) {
+	p.Get("/login/code", f.page)
+	p.Post("/login/code", f.submit)
+	p.Post("/login/code/resend", f.resend)
+}
+
+func (f *smsFactor) view(acct account.Account) web.View {
+	return web.View{Title: "Enter the security code", BackLink: "/login",
+		Data: codeData{SentTo: account.MaskPhone(acct.PhoneNumber()), Action: "/login/code", Resend: "/login/code/resend"}}
+}
+
+// codeData is what the shared code page shows.
+type codeData struct {
+	SentTo, Action, Resend string
+	Remember               bool
+}
+
+func (f *smsFactor) page(c fiber.Ctx) error {
+	acct, ok := f.j.AccountInProgress(c, smsName)
+	if !ok {
+		return redirect(c, "/login")
+	}
+	return f.j.r.Render(c, http.StatusOK, "code", f.view(acct))
+}
+
+func (f *smsFactor) submit(c fiber.Ctx) error {
+	acct, ok := f.j.AccountInProgress(c, smsName)
+	if !ok {
+		return redirect(c, "/login")
+	}
+	v := f.view(acct)
+	code, valid := codeDigits(c.FormValue("code"))
+	if !valid {
+		v.Errors.Add("code", "Enter the 6-digit security code")
+		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
+	}
+	err := f.j.accounts.VerifyCode(c.Context(), web.Actor(c), account.PurposeLogin, acct.ID, code, acct.ID)
+	if msg, ok := account.CodeErrorMessage(err); ok {
+		v.Errors.Add("code", msg)
+		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
+	}
+	if err != nil {
+		return err
+	}
+	return f.j.Proved(c, trust.Cd)
+}
+
+func (f *smsFactor) resend(c fiber.Ctx) error {
+	acct, ok := f.j.AccountInProgress(c, smsName)
+	if !ok {
+		return redirect(c, "/login")
+	}
+	v := f.view(acct)
+	err := f.j.accounts.SendCode(c.Context(), web.Actor(c), account.PurposeLogin, acct.ID, acct.PhoneNumber(), acct.ID)
+	if msg, ok := account.CodeErrorMessage(err); ok {
+		v.Errors.Add("code", msg)
+		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
+	}
+	if err != nil {
+		return err
+	}
+	v.Notice = "We have sent a new security code. Codes sent earlier no longer work."
+	return f.j.r.Render(c, http.StatusOK, "code", v)
+}
+
+func codeDigits(raw string) (string, bool) {
+	out := make([]byte, 0, 6)
+	for i := range len(raw) {
+		switch ch := raw[i]; {
+		case ch >= '0' && ch <= '9':
+			out = append(out, ch)
+		case ch == ' ' || ch == '-':
+		default:
+			return "", false
+		}
+	}
+	return string(out), len(out) == account.CodeLength
+}

@@ -1,0 +1,377 @@
+// Package server wires the identity provider together: it opens the
+// database, builds every capability from configuration, mounts their
+// routes on one Fiber application with the middleware every request passes
+// through (request id, structured logs, metrics, security headers,
+// sessions), and runs it with a graceful shutdown.
+//
+// This is the one place where dependencies are constructed; capabilities
+// receive what they need and never reach for globals.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v3"
+	"github.com/gofiber/fiber/v3/middleware/adaptor"
+	"github.com/gofiber/fiber/v3/middleware/recover"
+	"github.com/gofiber/fiber/v3/middleware/static"
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/idlink/idlink/migrations"
+	"github.com/idlink/idlink/server/account"
+	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/config"
+	"github.com/idlink/idlink/server/login"
+	"github.com/idlink/idlink/server/metrics"
+	"github.com/idlink/idlink/server/notify"
+	"github.com/idlink/idlink/server/password"
+	"github.com/idlink/idlink/server/ratelimit"
+	"github.com/idlink/idlink/server/secrets"
+	"github.com/idlink/idlink/server/web"
+)
+
+// Options are what a caller may supply beyond configuration; zero values
+// give production behaviour.
+type Options struct {
+	Logger *slog.Logger     // default: JSON to stderr at the configured level
+	Now    func() time.Time // default: time.Now
+	// PasswordParams overrides the Argon2id parameters (tests use cheap
+	// ones); the zero value means password.DefaultParams.
+	PasswordParams password.Params
+	// Sender overrides the notification provider chosen by configuration.
+	Sender notify.Sender
+}
+
+// Server is the assembled identity provider.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	now      func() time.Time
+	DB       *sqlx.DB
+	App      *fiber.App
+	Metrics  *metrics.Metrics
+	Audit    *audit.Log
+	Accounts *account.Service
+	Login    *login.Journey
+	Sessions *web.Sessions
+	Renderer *web.Renderer
+	// Outbox is the sandbox notification provider (nil unless configured).
+	Outbox *notify.Sandbox
+
+	bg     sync.WaitGroup
+	stopBg context.CancelFunc
+}
+
+// New opens and migrates the database and builds the application.
+func New(ctx context.Context, cfg config.Config, opt Options) (*Server, error) {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = NewLogger(cfg.LogLevel)
+	}
+	db, err := migrations.OpenMigrated(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	s, err := build(cfg, db, opt)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
+	keys, err := secrets.NewKeyring(cfg.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	s := &Server{cfg: cfg, log: opt.Logger, now: opt.Now, DB: db, Metrics: metrics.New()}
+	s.Audit = audit.New(db, opt.Now)
+	limiter := ratelimit.New(db, opt.Now)
+
+	sender := opt.Sender
+	if sender == nil {
+		switch cfg.NotifyProvider {
+		case "notify":
+			templates := map[notify.Kind]string{}
+			for k, v := range cfg.NotifyTemplates {
+				templates[notify.Kind(k)] = v
+			}
+			n, err := notify.NewNotify(notify.NotifyConfig{BaseURL: cfg.NotifyBaseURL, APIKey: cfg.NotifyAPIKey, Templates: templates, Now: opt.Now})
+			if err != nil {
+				return nil, fmt.Errorf("notify provider: %w", err)
+			}
+			sender = n
+		default:
+			s.Outbox = notify.NewSandbox(db, opt.Now)
+			sender = s.Outbox
+		}
+	}
+
+	params := opt.PasswordParams
+	if params == (password.Params{}) {
+		params = password.DefaultParams
+	}
+	hasher := password.NewHasher(params, cfg.MaxHashes)
+
+	if s.Renderer, err = web.NewRenderer(cfg.Dev()); err != nil {
+		return nil, err
+	}
+	s.Sessions = web.NewSessions(db, keys, cfg.SessionIdle, cfg.SessionAbsolute, cfg.HTTPS(), opt.Now)
+	s.Accounts = account.NewService(account.Config{Issuer: cfg.Issuer, TermsVersion: cfg.TermsVersion, Development: cfg.Dev()},
+		db, keys, hasher, sender, limiter, s.Audit, s.Metrics, opt.Now)
+	accountPages := account.NewHandlers(s.Accounts, s.Renderer, s.Audit, s.Sessions)
+	s.Login = login.New(s.Accounts, accountPages, s.Renderer, s.Audit, s.Metrics, opt.Now)
+	accountPages.SetSignIn(s.Login)
+
+	s.App = fiber.New(fiber.Config{
+		AppName:      "idlink",
+		ErrorHandler: s.handleError,
+		BodyLimit:    1 << 20,
+		ReadTimeout:  15 * time.Second,
+		WriteTimeout: 30 * time.Second,
+		IdleTimeout:  60 * time.Second,
+		TrustProxy:   len(cfg.TrustedProxies) > 0,
+		TrustProxyConfig: fiber.TrustProxyConfig{
+			Proxies: cfg.TrustedProxies,
+		},
+		ProxyHeader: proxyHeader(cfg),
+	})
+	s.App.Use(s.observe)
+	s.App.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c fiber.Ctx, e any) {
+		s.log.Error("panic", "request_id", web.RequestID(c), "panic", fmt.Sprint(e))
+	}}))
+	s.App.Use(web.SecurityHeaders(cfg.HTTPS()))
+
+	s.App.Get("/healthz", func(c fiber.Ctx) error { return c.SendString("ok") })
+	s.App.Get("/readyz", s.ready)
+	s.App.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{})))
+	s.App.Use("/assets", static.New("", static.Config{FS: web.Static(), MaxAge: 86400}))
+
+	p := web.Pages{R: s.App, Renderer: s.Renderer, Sessions: s.Sessions}
+	p.Get("/", s.home)
+	accountPages.Register(p)
+	s.Login.Register(p)
+	if cfg.Dev() && s.Outbox != nil {
+		s.registerDev(p)
+	}
+	s.App.Use(func(c fiber.Ctx) error { return fiber.ErrNotFound })
+	return s, nil
+}
+
+func proxyHeader(cfg config.Config) string {
+	if len(cfg.TrustedProxies) > 0 {
+		return fiber.HeaderXForwardedFor
+	}
+	return ""
+}
+
+// Config returns the configuration the server was built with.
+func (s *Server) Config() config.Config { return s.cfg }
+
+// Logger returns the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.log }
+
+func (s *Server) home(c fiber.Ctx) error {
+	return s.Renderer.Render(c, http.StatusOK, "home", web.View{Title: "Log in to health services with idlink"})
+}
+
+func (s *Server) ready(c fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.Context(), 2*time.Second)
+	defer cancel()
+	if err := migrations.Ping(ctx, s.DB); err != nil {
+		s.log.Warn("not ready", "error", err)
+		return c.Status(http.StatusServiceUnavailable).SendString("database unreachable")
+	}
+	return c.SendString("ready")
+}
+
+// observe gives each request an id, logs it, and counts it.
+func (s *Server) observe(c fiber.Ctx) error {
+	start := time.Now()
+	rid := c.Get(web.RequestIDHeader)
+	if !validRequestID(rid) {
+		rid = secrets.NewID()
+	}
+	web.SetRequestID(c, rid)
+	c.Set(web.RequestIDHeader, rid)
+	if err := c.Next(); err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			s.log.Error("error handler failed", "request_id", rid, "error", herr)
+			c.Status(http.StatusInternalServerError)
+		}
+	}
+	status := c.Response().StatusCode()
+	route := c.Route().Path
+	if status == http.StatusNotFound {
+		route = "unmatched"
+	}
+	elapsed := time.Since(start)
+	s.Metrics.Requests.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Inc()
+	s.Metrics.Latency.WithLabelValues(c.Method(), route).Observe(elapsed.Seconds())
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.Log(c.Context(), level, "request", "request_id", rid, "method", c.Method(), "path", c.Path(),
+		"route", route, "status", status, "duration_ms", float64(elapsed.Microseconds())/1000, "ip", c.IP())
+	return nil
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// handleError turns an error from a handler into a response: an error page
+// for people, JSON for APIs. Unexpected errors are logged with the request
+// id and shown as a generic problem.
+func (s *Server) handleError(c fiber.Ctx, err error) error {
+	status := http.StatusInternalServerError
+	title, msg := "Sorry, there is a problem with the service", "Try again later."
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &fe):
+		status = fe.Code
+		switch status {
+		case http.StatusNotFound:
+			title, msg = "Page not found", "If you typed the web address, check it is correct."
+		case http.StatusMethodNotAllowed:
+			title, msg = "Page not found", "This page cannot be used that way."
+		case http.StatusRequestEntityTooLarge:
+			title, msg = "What you sent is too large", "Go back and try again with less."
+		default:
+			title, msg = http.StatusText(status), fe.Message
+		}
+	case errors.Is(err, password.ErrBusy), errors.Is(err, context.DeadlineExceeded):
+		status = http.StatusServiceUnavailable
+		title, msg = "The service is busy", "Too many people are logging in right now. Wait a moment and try again."
+		s.log.Warn("busy", "request_id", web.RequestID(c), "error", err)
+	default:
+		s.log.Error("request failed", "request_id", web.RequestID(c), "path", c.Path(), "error", err)
+	}
+	if wantsJSON(c) {
+		code := "server_error"
+		if status < 500 {
+			code = "invalid_request"
+		}
+		if status == http.StatusNotFound {
+			code = "not_found"
+		}
+		if status == http.StatusServiceUnavailable {
+			code = "temporarily_unavailable"
+		}
+		return c.Status(status).JSON(fiber.Map{"error": code, "error_description": title})
+	}
+	return s.Renderer.ErrorPage(c, status, title, msg)
+}
+
+func wantsJSON(c fiber.Ctx) bool {
+	accept := c.Get(fiber.HeaderAccept)
+	return c.Get(fiber.HeaderContentType) == fiber.MIMEApplicationJSON ||
+		(accept != "" && !containsHTML(accept) && containsJSON(accept))
+}
+
+func containsHTML(s string) bool { return indexFold(s, "text/html") >= 0 }
+func containsJSON(s string) bool { return indexFold(s, "json") >= 0 }
+
+func indexFold(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		match := true
+		for j := range len(sub) {
+			a, b := s[i+j], sub[j]
+			if a >= 'A' && a <= 'Z' {
+				a += 'a' - 'A'
+			}
+			if a != b {
+				match = false
+				break
+			}
+		}
+		if match {
+			return i
+		}
+	}
+	return -1
+}
+
+// Serve answers requests on ln until ctx ends, then stops taking new
+// connections, lets in-flight requests finish (up to the configured
+// shutdown timeout) and stops background work.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	bgCtx, stop := context.WithCancel(context.Background())
+	s.stopBg = stop
+	s.startBackground(bgCtx)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- s.App.Listener(ln, fiber.ListenConfig{DisableStartupMessage: true})
+	}()
+	select {
+	case err := <-errc:
+		stop()
+		s.bg.Wait()
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.App.ShutdownWithContext(sctx)
+	stop()
+	s.bg.Wait()
+	if lerr := <-errc; lerr != nil && err == nil {
+		err = lerr
+	}
+	return err
+}
+
+// Close releases the database.
+func (s *Server) Close() error { return s.DB.Close() }
+
+func (s *Server) startBackground(ctx context.Context) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		t := time.NewTicker(10 * time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.purge(ctx)
+			}
+		}
+	}()
+}
+
+// purge deletes expired sessions, codes, links and counters.
+func (s *Server) purge(ctx context.Context) {
+	if _, err := s.Sessions.PurgeExpired(ctx); err != nil {
+		s.log.Warn("purge sessions", "error", err)
+	}
+	if err := s.Accounts.Purge(ctx); err != nil {
+		s.log.Warn("purge account links", "error", err)
+	}
+	if _, err := ratelimit.New(s.DB, s.now).PurgeExpired(ctx, 24*time.Hour); err != nil {
+		s.log.Warn("purge rate counters", "error", err)
+	}
+}
