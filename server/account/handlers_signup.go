@@ -22,6 +22,9 @@ type signupState struct {
 	// PasswordHere records that the password was typed in this browser
 	// session, so completing the signup here also proves Cp.
 	PasswordHere bool `json:"password_here,omitempty"`
+	// PasswordProven records that the registration's password was typed
+	// at the login page to resume it.
+	PasswordProven bool `json:"password_proven,omitempty"`
 }
 
 const signupKey = "signup"
@@ -188,7 +191,7 @@ func (h *Handlers) resendSubmit(c fiber.Ctx) error {
 // ResumePending shows the "check your email" page to someone who logged in
 // with the password of a registration whose link they have not followed.
 func (h *Handlers) ResumePending(c fiber.Ctx, signupID, email string) error {
-	saveSignup(c, signupState{Email: email, SignupID: signupID, Sent: true})
+	saveSignup(c, signupState{Email: email, SignupID: signupID, Sent: true, PasswordProven: true})
 	return redirect(c, "/create-account/check-email")
 }
 
@@ -225,7 +228,7 @@ func (h *Handlers) verifySubmit(c fiber.Ctx) error {
 	}
 	prev := loadSignup(c)
 	web.Sess(c).Renew()
-	saveSignup(c, signupState{AccountID: acct.ID, PasswordHere: prev.SignupID == signupID && prev.PasswordHash != ""})
+	saveSignup(c, signupState{AccountID: acct.ID, PasswordHere: prev.SignupID == signupID && (prev.PasswordHash != "" || prev.PasswordProven)})
 	return redirect(c, "/create-account/phone")
 }
 
