@@ -196,7 +196,7 @@ type PendingSignupError struct {
 	Email    string
 }
 
-func (e *PendingSignupError) Error() string      { return ErrSignupPending.Error() }
+func (e *PendingSignupError) Error() string        { return ErrSignupPending.Error() }
 func (e *PendingSignupError) Is(target error) bool { return target == ErrSignupPending }
 
 // CheckNewPassword applies the password policy and hashes an acceptable

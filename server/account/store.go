@@ -59,11 +59,11 @@ func (a Account) Level() trust.Level {
 
 // Sentinel errors of the store.
 var (
-	ErrNotFound     = errors.New("account not found")
-	ErrEmailTaken   = errors.New("an account with this email address already exists")
-	ErrLinkInvalid  = errors.New("the link is not valid: it has expired or has been used")
-	ErrLocked       = errors.New("account locked after too many wrong passwords")
-	ErrBadPassword  = errors.New("email address or password is not right")
+	ErrNotFound      = errors.New("account not found")
+	ErrEmailTaken    = errors.New("an account with this email address already exists")
+	ErrLinkInvalid   = errors.New("the link is not valid: it has expired or has been used")
+	ErrLocked        = errors.New("account locked after too many wrong passwords")
+	ErrBadPassword   = errors.New("email address or password is not right")
 	ErrSignupPending = errors.New("the email address has not been verified yet")
 )
 

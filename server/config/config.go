@@ -87,7 +87,9 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:       get("IDLINK_LOG_LEVEL", "info"),
 	}
 	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)) }
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...))
+	}
 
 	if c.Env != Development && c.Env != Production {
 		bad("IDLINK_ENV must be %q or %q, not %q", Development, Production, c.Env)
