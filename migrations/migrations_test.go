@@ -33,7 +33,11 @@ func TestConcurrentMigrationsApplyOnce(t *testing.T) {
 	db, err := migrations.Open(ctx, u)
 	require.NoError(t, err)
 	defer db.Close()
-	_, err = db.ExecContext(ctx, "DROP TABLE outbox, audit_events, sessions, rate_counters, security_codes, password_resets, signups, accounts, goose_db_version CASCADE")
+	var schema string
+	require.NoError(t, db.GetContext(ctx, &schema, "SELECT current_schema()"))
+	_, err = db.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, "CREATE SCHEMA "+schema)
 	require.NoError(t, err)
 
 	var wg sync.WaitGroup
