@@ -39,7 +39,7 @@ func EachURL(t *testing.T, fn func(t *testing.T, dbURL string)) {
 
 // SQLiteURL creates a migrated SQLite database in a temporary directory and
 // returns its URL.
-func SQLiteURL(t *testing.T) string {
+func SQLiteURL(t testing.TB) string {
 	t.Helper()
 	u := "sqlite:" + filepath.Join(t.TempDir(), "test.db")
 	db, err := migrations.OpenMigrated(context.Background(), u)
@@ -49,14 +49,14 @@ func SQLiteURL(t *testing.T) string {
 }
 
 // SQLite returns a migrated handle on a new SQLite database.
-func SQLite(t *testing.T) *sqlx.DB {
+func SQLite(t testing.TB) *sqlx.DB {
 	t.Helper()
 	return openURL(t, SQLiteURL(t))
 }
 
 // PostgresURL creates a migrated schema of its own in the test PostgreSQL
 // server and returns a URL whose search_path selects it.
-func PostgresURL(t *testing.T) string {
+func PostgresURL(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("IDLINK_TEST_POSTGRES_URL")
 	if base == "" {
@@ -98,12 +98,12 @@ func PostgresURL(t *testing.T) string {
 }
 
 // Postgres returns a migrated handle on a schema of its own.
-func Postgres(t *testing.T) *sqlx.DB {
+func Postgres(t testing.TB) *sqlx.DB {
 	t.Helper()
 	return openURL(t, PostgresURL(t))
 }
 
-func openURL(t *testing.T, u string) *sqlx.DB {
+func openURL(t testing.TB, u string) *sqlx.DB {
 	t.Helper()
 	db, err := migrations.Open(context.Background(), u)
 	require.NoError(t, err)
