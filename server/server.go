@@ -166,7 +166,6 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 	if cfg.Dev() && s.Outbox != nil {
 		s.registerDev(p)
 	}
-	s.App.Use(func(c fiber.Ctx) error { return fiber.ErrNotFound })
 	return s, nil
 }
 
