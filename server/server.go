@@ -33,6 +33,7 @@ import (
 	"github.com/idlink/idlink/server/login"
 	"github.com/idlink/idlink/server/metrics"
 	"github.com/idlink/idlink/server/notify"
+	"github.com/idlink/idlink/server/oidc"
 	"github.com/idlink/idlink/server/password"
 	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/secrets"
@@ -66,6 +67,10 @@ type Server struct {
 	Renderer *web.Renderer
 	// Outbox is the sandbox notification provider (nil unless configured).
 	Outbox *notify.Sandbox
+	// OIDC is the OpenID Connect provider.
+	OIDC *oidc.Server
+	// Demo are the development clients (zero outside development).
+	Demo oidc.DemoClients
 
 	bg     sync.WaitGroup
 	stopBg context.CancelFunc
@@ -87,6 +92,16 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*Server, error) {
 	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	if err := s.OIDC.Keys().EnsureKeys(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	if cfg.Dev() {
+		if s.Demo, err = s.OIDC.EnsureDemoClients(ctx, cfg.DemoClientKeyPath); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("demo clients: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -134,15 +149,26 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 	accountPages := account.NewHandlers(s.Accounts, s.Renderer, s.Audit, s.Sessions)
 	s.Login = login.New(s.Accounts, accountPages, s.Renderer, s.Audit, s.Metrics, opt.Now)
 	accountPages.SetSignIn(s.Login)
+	s.OIDC, err = oidc.New(oidc.Config{
+		Issuer: cfg.Issuer, Development: cfg.Dev(), AdminToken: cfg.AdminToken,
+		AllowedAssertedPairs: cfg.AssertedLoginPairs, Now: opt.Now,
+	}, oidc.Deps{DB: db, Keyring: keys, People: people{s.Accounts}, Audit: s.Audit, Logger: opt.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("oidc: %w", err)
+	}
+	authorize := oidc.NewAuthorize(s.OIDC, s.Login, s.Renderer)
 
 	s.App = fiber.New(fiber.Config{
 		AppName:      "idlink",
 		ErrorHandler: s.handleError,
 		BodyLimit:    1 << 20,
-		ReadTimeout:  15 * time.Second,
-		WriteTimeout: 30 * time.Second,
-		IdleTimeout:  60 * time.Second,
-		TrustProxy:   len(cfg.TrustedProxies) > 0,
+		// Authorization requests carry JWTs and WebAuthn responses in the
+		// query string: allow 16 KiB of request line and headers.
+		ReadBufferSize: 16 << 10,
+		ReadTimeout:    15 * time.Second,
+		WriteTimeout:   30 * time.Second,
+		IdleTimeout:    60 * time.Second,
+		TrustProxy:     len(cfg.TrustedProxies) > 0,
 		TrustProxyConfig: fiber.TrustProxyConfig{
 			Proxies: cfg.TrustedProxies,
 		},
@@ -163,6 +189,11 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 	p.Get("/", s.home)
 	accountPages.Register(p)
 	s.Login.Register(p)
+	authorize.Register(p)
+	s.OIDC.Register(s.App)
+	if cfg.AdminToken != "" {
+		s.OIDC.Admin().Register(s.App.Group("/admin/api"))
+	}
 	if cfg.Dev() && s.Outbox != nil {
 		s.registerDev(p)
 	}
@@ -343,9 +374,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // Close releases the database.
-func (s *Server) Close() error { return s.DB.Close() }
+func (s *Server) Close() error {
+	if s.OIDC != nil {
+		_ = s.OIDC.Close()
+	}
+	return s.DB.Close()
+}
 
 func (s *Server) startBackground(ctx context.Context) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.OIDC.Maintain(ctx, 30*time.Second)
+	}()
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()

@@ -2,6 +2,8 @@
 //
 //	idlink serve      start the server (migrates the database first)
 //	idlink migrate    bring the database schema up to date and exit
+//	idlink client …   register and manage relying parties (OIDC clients)
+//	idlink keys …     list or rotate the token-signing keys
 //
 // Configuration comes from IDLINK_* environment variables; see README.md.
 package main
@@ -41,6 +43,8 @@ const usage = `usage: idlink <command> [arguments]
 commands:
   serve      start the server (migrates the database first)
   migrate    bring the database schema up to date and exit
+  client     create | list | show | update | delete relying parties
+  keys       list | rotate token-signing keys
 `
 
 // run executes one command; main is only its shell, so tests can call it.
@@ -58,6 +62,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, cfg, stdout)
 	case "migrate":
 		return migrate(ctx, cfg, stdout)
+	case "client", "keys":
+		srv, err := server.New(ctx, cfg, server.Options{Logger: server.NewLogger("warn")})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		app := &cliApp{srv: srv, stdout: stdout, stderr: stderr}
+		if args[0] == "client" {
+			return clientCommand(ctx, app, args[1:])
+		}
+		return keysCommand(ctx, app, args[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -65,6 +80,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}
+}
+
+// cliApp is what the administrative commands work with: the assembled
+// server (for its stores) and where to print.
+type cliApp struct {
+	srv            *server.Server
+	stdout, stderr io.Writer
 }
 
 func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
@@ -79,6 +101,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "idlink %s mode, database %s\n", cfg.Env, string(migrations.DialectOf(srv.DB)))
 	fmt.Fprintf(stdout, "  open %s to create an account or log in\n", cfg.Issuer)
+	fmt.Fprintf(stdout, "  OpenID Connect discovery: %s/.well-known/openid-configuration\n", cfg.Issuer)
+	if cfg.Dev() && srv.Demo.RP != nil {
+		fmt.Fprintf(stdout, "  demo relying party: client_id %s, private key %s\n", srv.Demo.RP.ID, srv.Demo.RPKeyPath)
+	}
 	if cfg.Dev() {
 		fmt.Fprintf(stdout, "  emails and text messages go to the development outbox: %s/dev/outbox\n", cfg.Issuer)
 	}

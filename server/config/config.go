@@ -52,6 +52,10 @@ type Config struct {
 	ShutdownTimeout   time.Duration // IDLINK_SHUTDOWN_TIMEOUT
 	LogLevel          string        // IDLINK_LOG_LEVEL: debug, info, warn, error
 	DemoClientKeyPath string        // where the development demo relying party's private key is written
+	// AssertedLoginPairs lists, per relying party, the relying parties that
+	// accept its asserted_login_identity (IDLINK_ASSERTED_LOGIN_PAIRS:
+	// "rp1>rp2,rp1>rp3").
+	AssertedLoginPairs map[string][]string
 }
 
 // ErrInvalid is wrapped by every configuration error.
@@ -138,6 +142,18 @@ func Load(getenv func(string) string) (Config, error) {
 			continue
 		}
 		c.NotifyTemplates[k] = v
+	}
+	c.AssertedLoginPairs = map[string][]string{}
+	for _, pair := range strings.Split(get("IDLINK_ASSERTED_LOGIN_PAIRS", ""), ",") {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		from, to, ok := strings.Cut(pair, ">")
+		if !ok || strings.TrimSpace(from) == "" || strings.TrimSpace(to) == "" {
+			bad("IDLINK_ASSERTED_LOGIN_PAIRS entries are from>to client ids, not %q", pair)
+			continue
+		}
+		c.AssertedLoginPairs[strings.TrimSpace(from)] = append(c.AssertedLoginPairs[strings.TrimSpace(from)], strings.TrimSpace(to))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -21,6 +21,7 @@ import (
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/metrics"
+	"github.com/idlink/idlink/server/secrets"
 	"github.com/idlink/idlink/server/trust"
 	"github.com/idlink/idlink/server/web"
 )
@@ -30,6 +31,9 @@ type Auth struct {
 	AccountID   string            `json:"account_id"`
 	Credentials trust.Credentials `json:"credentials"`
 	AuthTime    time.Time         `json:"auth_time"`
+	// LoginID is random per completed login, so a caller can tell a new
+	// login from the one it saw before (prompt=login).
+	LoginID string `json:"login_id"`
 }
 
 // Request asks the journey to sign someone in.
@@ -225,7 +229,7 @@ func (j *Journey) complete(c fiber.Ctx, st state) error {
 	s := web.Sess(c)
 	s.Renew() // a new id for the signed-in session: no fixation
 	s.SetAccount(st.AccountID)
-	s.Put(authKey, Auth{AccountID: st.AccountID, Credentials: st.Proven, AuthTime: j.now().UTC().Truncate(time.Second)})
+	s.Put(authKey, Auth{AccountID: st.AccountID, Credentials: st.Proven, AuthTime: j.now().UTC().Truncate(time.Second), LoginID: secrets.NewID()})
 	s.Delete(stateKey)
 	if err := j.audit.Record(c.Context(), web.Actor(c), "login.completed", audit.Success, st.AccountID,
 		map[string]any{"credentials": st.Proven}); err != nil {

@@ -1,0 +1,567 @@
+package oidc
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v3"
+
+	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/login"
+	"github.com/idlink/idlink/server/secrets"
+	"github.com/idlink/idlink/server/trust"
+	"github.com/idlink/idlink/server/web"
+)
+
+// Login is what /authorize needs from the login journey.
+type Login interface {
+	// Current reports who is signed in on this browser and what they proved.
+	Current(c fiber.Ctx) (login.Auth, bool)
+	// Start sends the browser through the login journey.
+	Start(c fiber.Ctx, req login.Request) error
+}
+
+// Authorize serves /authorize and the pages around it: consent, the
+// proofing-level hand-over, and the return from the login journey.
+type Authorize struct {
+	s        *Server
+	login    Login
+	r        *web.Renderer
+	consents *consents
+}
+
+// NewAuthorize returns the authorization endpoint of s, signing people in
+// through l and rendering pages with r.
+func NewAuthorize(s *Server, l Login, r *web.Renderer) *Authorize {
+	return &Authorize{s: s, login: l, r: r, consents: &consents{db: s.db}}
+}
+
+// Register mounts /authorize (GET and POST) and its pages.
+func (a *Authorize) Register(p web.Pages) {
+	p.Get("/authorize", a.handleAuthorize)
+	// POST /authorize comes from a relying party's page, so it carries no
+	// CSRF token of ours: it is an authorization request, not a form of
+	// this site, and changes nothing until the person acts.
+	p.R.Post("/authorize", p.Sessions.Middleware(), web.NoStore, a.handleAuthorize)
+	p.Get("/authorize/continue", a.handleContinue)
+	p.Post("/authorize/consent", a.handleConsent)
+	p.Post("/authorize/cancel", a.handleCancel)
+}
+
+// Limits on authorization request parameters.
+const (
+	maxParamLen       = 2048
+	maxPendingPerSess = 5
+	// pendingLifetime is how long a person has to log in (and create an
+	// account) before the request must be started again.
+	pendingLifetime = time.Hour
+)
+
+// unsupported lists NHS login's unsupported parameters with the error each
+// gets (OpenID Connect Core 1.0 section 3.1.2.6 for the first three).
+var unsupported = []struct{ param, code string }{
+	{"request", "request_not_supported"},
+	{"request_uri", "request_uri_not_supported"},
+	{"registration", "registration_not_supported"},
+	{"acr_values", codeInvalidRequest},
+	{"max_age", codeInvalidRequest},
+	{"ui_locales", codeInvalidRequest},
+	{"id_token_hint", codeInvalidRequest},
+	{"login_hint", codeInvalidRequest},
+	{"claims", codeInvalidRequest},
+}
+
+// pending is an authorization request waiting for the person, kept in the
+// session under its id.
+type pending struct {
+	ID                  string    `json:"id"`
+	ClientID            string    `json:"client_id"`
+	RedirectURI         string    `json:"redirect_uri"`
+	State               string    `json:"state"`
+	Nonce               string    `json:"nonce"`
+	Scope               string    `json:"scope"`
+	VTR                 string    `json:"vtr"` // normalised JSON array
+	CodeChallenge       string    `json:"code_challenge,omitempty"`
+	CodeChallengeMethod string    `json:"code_challenge_method,omitempty"`
+	Prompt              string    `json:"prompt,omitempty"`
+	HideRegistration    bool      `json:"hide_registration,omitempty"`
+	Created             time.Time `json:"created"`
+	// PriorLogin is the login the session had when the request came; with
+	// prompt=login only a different (newer) login will do.
+	PriorLogin string `json:"prior_login,omitempty"`
+}
+
+const pendingKey = "authorize"
+
+type pendingSet map[string]pending
+
+func loadPending(c fiber.Ctx) pendingSet {
+	set := pendingSet{}
+	web.Sess(c).Get(pendingKey, &set)
+	return set
+}
+
+func savePending(c fiber.Ctx, set pendingSet) {
+	if len(set) == 0 {
+		web.Sess(c).Delete(pendingKey)
+		return
+	}
+	web.Sess(c).Put(pendingKey, set)
+}
+
+// authzError is an error answered to the relying party by redirect.
+type authzError struct{ code, description string }
+
+func (e *authzError) Error() string { return e.code + ": " + e.description }
+
+func authzErr(code, format string, a ...any) *authzError {
+	return &authzError{code: code, description: fmt.Sprintf(format, a...)}
+}
+
+func (a *Authorize) handleAuthorize(c fiber.Ctx) error {
+	param := func(name string) string {
+		if c.Method() == http.MethodPost {
+			return c.FormValue(name)
+		}
+		return c.Query(name)
+	}
+	act := web.Actor(c)
+	// 1. The client and its redirect URI, before anything else: a wrong
+	// one gets a page, never a redirect.
+	clientID, redirectURI := param("client_id"), param("redirect_uri")
+	client, err := a.s.clients.Get(c.Context(), clientID)
+	if clientID == "" || len(clientID) > maxParamLen || errors.Is(err, ErrClientNotFound) {
+		a.s.record(c.Context(), act, "authorize.invalid_client", audit.Failure, "", map[string]any{"client_id": truncateParam(clientID)})
+		return a.r.ErrorPage(c, http.StatusBadRequest, "There is a problem with the service you came from",
+			"It is not set up to use idlink (unknown client). Go back to the service and try again, or contact it.")
+	}
+	if err != nil {
+		return err
+	}
+	if redirectURI == "" || !client.HasRedirectURI(redirectURI) {
+		a.s.record(c.Context(), act, "authorize.invalid_redirect_uri", audit.Failure, "", map[string]any{"client_id": client.ID, "redirect_uri": truncateParam(redirectURI)})
+		return a.r.ErrorPage(c, http.StatusBadRequest, "There is a problem with the service you came from",
+			"It asked to send you back to an address it has not registered with idlink. Go back to the service and try again, or contact it.")
+	}
+	state := param("state")
+	req, aerr := a.parse(client, param)
+	if aerr != nil {
+		a.s.record(c.Context(), act, "authorize.invalid_request", audit.Failure, "", map[string]any{"client_id": client.ID, "error": aerr.code, "description": aerr.description})
+		return a.redirectError(c, redirectURI, state, aerr)
+	}
+	req.ID = secrets.NewID()
+	req.Created = a.s.now().Truncate(time.Second)
+
+	// asserted_login_identity: the first relying party vouches for a login.
+	if raw := param("asserted_login_identity"); raw != "" {
+		al, err := a.s.VerifyAssertedLogin(c.Context(), raw, client.ID)
+		if err != nil {
+			a.s.record(c.Context(), act, "authorize.asserted_login_rejected", audit.Failure, "", map[string]any{"client_id": client.ID, "error": err.Error()})
+			return a.redirectError(c, redirectURI, state, authzErr(codeInvalidRequest, "asserted_login_identity is not valid"))
+		}
+		if cur, ok := a.login.Current(c); !ok || cur.AccountID != al.AccountID {
+			// Carry the first relying party's login into this browser.
+			if err := a.adoptAssertedLogin(c, al); err != nil {
+				return err
+			}
+		}
+		a.s.record(c.Context(), act, "authorize.asserted_login", audit.Success, al.AccountID, map[string]any{"client_id": client.ID, "from": al.FromClientID})
+	}
+
+	if cur, ok := a.login.Current(c); ok {
+		req.PriorLogin = cur.LoginID
+	}
+	set := loadPending(c)
+	set.add(req)
+	savePending(c, set)
+	return a.proceed(c, req, client)
+}
+
+func (set pendingSet) add(p pending) {
+	for len(set) >= maxPendingPerSess { // the oldest request gives way
+		var oldest string
+		for id, q := range set {
+			if oldest == "" || q.Created.Before(set[oldest].Created) {
+				oldest = id
+			}
+		}
+		delete(set, oldest)
+	}
+	set[p.ID] = p
+}
+
+// parse checks every parameter after client_id and redirect_uri.
+func (a *Authorize) parse(client *Client, param func(string) string) (pending, *authzError) {
+	req := pending{ClientID: client.ID, RedirectURI: param("redirect_uri")}
+	for _, name := range []string{"scope", "state", "nonce", "vtr", "code_challenge", "prompt", "display", "response_type", "response_mode", "asserted_login_identity", "fido_auth_response"} {
+		if len(param(name)) > maxParamLen*4 || (name != "asserted_login_identity" && name != "fido_auth_response" && len(param(name)) > maxParamLen) {
+			return req, authzErr(codeInvalidRequest, "%s is too long", name)
+		}
+	}
+	for _, u := range unsupported {
+		if param(u.param) != "" {
+			if u.param == "acr_values" {
+				return req, authzErr(u.code, "acr_values is not supported: ask for a vector of trust with vtr")
+			}
+			return req, authzErr(u.code, "%s is not supported", u.param)
+		}
+	}
+	if rt := param("response_type"); rt != "code" {
+		if rt == "" {
+			return req, authzErr(codeInvalidRequest, "response_type is missing")
+		}
+		return req, authzErr("unsupported_response_type", "only response_type=code is supported")
+	}
+	if rm := param("response_mode"); rm != "" && rm != "query" {
+		return req, authzErr(codeInvalidRequest, "only response_mode=query is supported")
+	}
+	req.State = param("state")
+	if req.State == "" {
+		return req, authzErr(codeInvalidRequest, "state is required")
+	}
+	req.Nonce = param("nonce")
+	if req.Nonce == "" {
+		return req, authzErr(codeInvalidRequest, "nonce is required")
+	}
+	req.Scope = param("scope")
+	if !slices.Contains(strings.Fields(req.Scope), "openid") {
+		return req, authzErr(codeInvalidScope, "scope must include openid")
+	}
+	// Validate the scopes now, at the highest level, so a request that can
+	// never be granted fails before the person logs in.
+	if _, err := ResolveScopes(client, req.Scope, trust.P9); err != nil {
+		return req, authzErr(codeInvalidScope, "%s", strings.TrimPrefix(err.Error(), ErrInvalidScope.Error()+": "))
+	}
+	switch d := param("display"); d {
+	case "", "page", "touch":
+	default:
+		return req, authzErr(codeInvalidRequest, "display must be page or touch")
+	}
+	switch p := param("prompt"); p {
+	case "", "none", "login":
+		req.Prompt = p
+	default:
+		return req, authzErr(codeInvalidRequest, "prompt must be none or login")
+	}
+	vs, err := client.RequestedVectors(param("vtr"))
+	if err != nil {
+		return req, authzErr(codeInvalidRequest, "%s", err.Error())
+	}
+	req.VTR = trust.FormatVTR(vs)
+	req.CodeChallenge, req.CodeChallengeMethod = param("code_challenge"), param("code_challenge_method")
+	if req.CodeChallenge != "" && req.CodeChallengeMethod == "" {
+		req.CodeChallengeMethod = CodeChallengeS256
+	}
+	if err := ValidateCodeChallenge(req.CodeChallenge, req.CodeChallengeMethod); err != nil {
+		return req, authzErr(codeInvalidRequest, "%s", strings.TrimPrefix(err.Error(), ErrInvalidRequest.Error()+": "))
+	}
+	if client.Public && req.CodeChallenge == "" {
+		return req, authzErr(codeInvalidRequest, "a public client must use PKCE (code_challenge with S256)")
+	}
+	switch ar := param("allow_registration"); ar {
+	case "", "true":
+	case "false":
+		req.HideRegistration = true
+	default:
+		return req, authzErr(codeInvalidRequest, "allow_registration must be true or false")
+	}
+	if param("fido_auth_response") != "" {
+		return req, authzErr(codeInvalidRequest, "fido_auth_response is not supported by this server yet")
+	}
+	return req, nil
+}
+
+// proceed takes a stored request as far as it can go: a code when the
+// session meets a requested vector, otherwise the login journey, the
+// proofing-level page or consent.
+func (a *Authorize) proceed(c fiber.Ctx, req pending, client *Client) error {
+	ctx := c.Context()
+	vs, err := trust.ParseVTR(req.VTR)
+	if err != nil {
+		return fmt.Errorf("stored vtr: %w", err)
+	}
+	auth, signedIn := a.login.Current(c)
+	if signedIn && req.Prompt == "login" && auth.LoginID == req.PriorLogin {
+		signedIn = false // prompt=login: only a login after the request counts
+	}
+	var person Person
+	if signedIn {
+		person, err = a.s.person(ctx, auth.AccountID)
+		if errors.Is(err, ErrAccountBlocked) || errors.Is(err, ErrNoPerson) {
+			return a.finishError(c, req, authzErr("access_denied", "the account cannot be used to sign in"))
+		}
+		if err != nil {
+			return err
+		}
+		if vot, ok := trust.Choose(vs, person.ProofingLevel, auth.Credentials); ok {
+			return a.consentOrCode(c, req, client, auth, person, vot)
+		}
+	}
+	if req.Prompt == "none" {
+		return a.finishError(c, req, authzErr("sso_login_required", "the session does not meet any requested vector of trust"))
+	}
+	// What can the journey aim for? Signed in, only vectors the person's
+	// level allows; otherwise any (the level is checked on return).
+	level := trust.P9
+	if signedIn {
+		level = person.ProofingLevel
+	}
+	want := trust.CredentialSets(vs, level)
+	if len(want) == 0 {
+		return a.uplift(c, req, client, person, vs)
+	}
+	return a.login.Start(c, login.Request{
+		Want:             want,
+		ReturnTo:         "/authorize/continue?id=" + url.QueryEscape(req.ID),
+		Force:            req.Prompt == "login",
+		HideRegistration: req.HideRegistration,
+		ClientName:       client.Name,
+	})
+}
+
+// handleContinue is where the login journey returns to.
+func (a *Authorize) handleContinue(c fiber.Ctx) error {
+	req, client, err := a.loadRequest(c, c.Query("id"))
+	if err != nil {
+		return err
+	}
+	if client == nil {
+		return nil // a page was rendered
+	}
+	return a.proceed(c, req, client)
+}
+
+func (a *Authorize) loadRequest(c fiber.Ctx, id string) (pending, *Client, error) {
+	set := loadPending(c)
+	req, ok := set[id]
+	if !ok || a.s.now().Sub(req.Created) > pendingLifetime {
+		if ok {
+			delete(set, id)
+			savePending(c, set)
+		}
+		return req, nil, a.r.ErrorPage(c, http.StatusBadRequest, "You need to start again",
+			"This page has expired. Go back to the service you were using and log in again.")
+	}
+	client, err := a.s.clients.Get(c.Context(), req.ClientID)
+	if errors.Is(err, ErrClientNotFound) {
+		delete(set, id)
+		savePending(c, set)
+		return req, nil, a.r.ErrorPage(c, http.StatusBadRequest, "There is a problem with the service you came from",
+			"It is no longer set up to use idlink.")
+	}
+	if err != nil {
+		return req, nil, err
+	}
+	return req, client, nil
+}
+
+// consentOrCode issues the code, after asking for consent if the person
+// has not yet agreed to share these scopes with this client.
+func (a *Authorize) consentOrCode(c fiber.Ctx, req pending, client *Client, auth login.Auth, person Person, vot trust.Vector) error {
+	scopes, err := ResolveScopes(client, req.Scope, vot.Level)
+	if err != nil {
+		return a.finishError(c, req, authzErr(codeInvalidScope, "%s", err.Error()))
+	}
+	shared := sharedScopes(scopes)
+	agreed, err := a.consents.covers(c.Context(), auth.AccountID, client.ID, shared)
+	if err != nil {
+		return err
+	}
+	if !agreed {
+		if req.Prompt == "none" {
+			return a.finishError(c, req, authzErr("consent_required", "the person has not agreed to share these details with the service"))
+		}
+		return a.r.Render(c, http.StatusOK, "consent", web.View{Title: "Share your details with " + client.Name,
+			Data: consentView{RequestID: req.ID, ClientName: client.Name, Items: describeScopes(shared)}})
+	}
+	return a.issue(c, req, client, auth, scopes, vot)
+}
+
+func (a *Authorize) issue(c fiber.Ctx, req pending, client *Client, auth login.Auth, scopes []string, vot trust.Vector) error {
+	vs, err := trust.ParseVTR(req.VTR)
+	if err != nil {
+		return fmt.Errorf("stored vtr: %w", err)
+	}
+	code, err := a.s.IssueCode(c.Context(), Grant{
+		ClientID: client.ID, RedirectURI: req.RedirectURI, AccountID: auth.AccountID, Scopes: scopes,
+		Nonce: req.Nonce, VoT: vot.String(), VTR: vs, AuthTime: auth.AuthTime, Credentials: auth.Credentials,
+		CodeChallenge: req.CodeChallenge, CodeChallengeMethod: req.CodeChallengeMethod,
+	})
+	if errors.Is(err, ErrAccountBlocked) {
+		return a.finishError(c, req, authzErr("access_denied", "the account cannot be used to sign in"))
+	}
+	if err != nil {
+		return err
+	}
+	a.forget(c, req.ID)
+	a.s.record(c.Context(), web.Actor(c), "authorize.code_issued", audit.Success, auth.AccountID,
+		map[string]any{"client_id": client.ID, "vot": vot.String(), "scopes": strings.Join(scopes, " ")})
+	return redirectTo(c, req.RedirectURI, url.Values{"code": {code}, "state": {req.State}})
+}
+
+func (a *Authorize) handleConsent(c fiber.Ctx) error {
+	req, client, err := a.loadRequest(c, c.FormValue("id"))
+	if err != nil || client == nil {
+		return err
+	}
+	auth, ok := a.login.Current(c)
+	if !ok {
+		return a.proceed(c, req, client)
+	}
+	if c.FormValue("decision") != "allow" {
+		a.s.record(c.Context(), web.Actor(c), "authorize.consent_declined", audit.Failure, auth.AccountID, map[string]any{"client_id": client.ID})
+		return a.finishError(c, req, authzErr("access_denied", "the person declined to share their details"))
+	}
+	person, err := a.s.person(c.Context(), auth.AccountID)
+	if err != nil {
+		return a.finishError(c, req, authzErr("access_denied", "the account cannot be used to sign in"))
+	}
+	vs, err := trust.ParseVTR(req.VTR)
+	if err != nil {
+		return fmt.Errorf("stored vtr: %w", err)
+	}
+	vot, met := trust.Choose(vs, person.ProofingLevel, auth.Credentials)
+	if !met {
+		return a.proceed(c, req, client)
+	}
+	scopes, err := ResolveScopes(client, req.Scope, vot.Level)
+	if err != nil {
+		return a.finishError(c, req, authzErr(codeInvalidScope, "%s", err.Error()))
+	}
+	if err := a.consents.add(c.Context(), auth.AccountID, client.ID, sharedScopes(scopes), a.s.now()); err != nil {
+		return err
+	}
+	a.s.record(c.Context(), web.Actor(c), "authorize.consent_given", audit.Success, auth.AccountID, map[string]any{"client_id": client.ID, "scopes": strings.Join(scopes, " ")})
+	return a.issue(c, req, client, auth, scopes, vot)
+}
+
+// uplift is shown when the person is signed in but their proofing level
+// is below every requested vector.
+func (a *Authorize) uplift(c fiber.Ctx, req pending, client *Client, person Person, vs []trust.Vector) error {
+	need := trust.P9
+	for _, v := range vs {
+		if v.Level < need {
+			need = v.Level
+		}
+	}
+	return a.r.Render(c, http.StatusOK, "uplift", web.View{Title: "You need to prove who you are",
+		Data: upliftView{RequestID: req.ID, ClientName: client.Name, Have: person.ProofingLevel.String(), Need: need.String()}})
+}
+
+type upliftView struct {
+	RequestID, ClientName, Have, Need string
+}
+
+func (a *Authorize) handleCancel(c fiber.Ctx) error {
+	req, client, err := a.loadRequest(c, c.FormValue("id"))
+	if err != nil || client == nil {
+		return err
+	}
+	desc := "the person cancelled"
+	if c.FormValue("reason") == "uplift" {
+		desc = "the person has not proven their identity to the level the service asked for"
+	}
+	return a.finishError(c, req, authzErr("access_denied", "%s", desc))
+}
+
+// finishError ends a stored request with an error sent to the client.
+func (a *Authorize) finishError(c fiber.Ctx, req pending, e *authzError) error {
+	a.forget(c, req.ID)
+	acct := ""
+	if auth, ok := a.login.Current(c); ok {
+		acct = auth.AccountID
+	}
+	a.s.record(c.Context(), web.Actor(c), "authorize.denied", audit.Failure, acct, map[string]any{"client_id": req.ClientID, "error": e.code, "description": e.description})
+	return a.redirectError(c, req.RedirectURI, req.State, e)
+}
+
+func (a *Authorize) forget(c fiber.Ctx, id string) {
+	set := loadPending(c)
+	delete(set, id)
+	savePending(c, set)
+}
+
+func (a *Authorize) redirectError(c fiber.Ctx, redirectURI, state string, e *authzError) error {
+	v := url.Values{"error": {e.code}, "error_description": {e.description}}
+	if state != "" {
+		v.Set("state", state)
+	}
+	return redirectTo(c, redirectURI, v)
+}
+
+// redirectTo sends the browser to a registered redirect URI with v added
+// to its query.
+func redirectTo(c fiber.Ctx, redirectURI string, v url.Values) error {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		return fmt.Errorf("registered redirect_uri %q: %w", redirectURI, err)
+	}
+	q := u.Query()
+	for k, vals := range v {
+		q[k] = vals
+	}
+	u.RawQuery = q.Encode()
+	return c.Redirect().Status(http.StatusSeeOther).To(u.String())
+}
+
+// adoptAssertedLogin signs the browser in as the first relying party's
+// login did, so the SSO check below sees it.
+func (a *Authorize) adoptAssertedLogin(c fiber.Ctx, al AssertedLogin) error {
+	s := web.Sess(c)
+	s.Renew()
+	s.SetAccount(al.AccountID)
+	s.Put(web.SignedInKey, login.Auth{AccountID: al.AccountID, Credentials: al.Credentials, AuthTime: al.AuthTime, LoginID: secrets.NewID()})
+	return nil
+}
+
+func truncateParam(s string) string {
+	if len(s) > 128 {
+		return s[:128]
+	}
+	return s
+}
+
+// sharedScopes are the scopes a person is asked about (openid shares only
+// an identifier and is never asked about).
+func sharedScopes(scopes []string) []string {
+	var out []string
+	for _, s := range scopes {
+		if s != "openid" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+type consentView struct {
+	RequestID  string
+	ClientName string
+	Items      []string
+}
+
+var scopeWords = map[string]string{
+	"profile":                    "your NHS number, surname, date of birth and how well your identity has been checked",
+	"basic_demographics":         "your surname, date of birth and how well your identity has been checked",
+	"profile_extended":           "your first name",
+	"email":                      "your email address",
+	"phone":                      "your mobile phone number",
+	"landline":                   "your landline phone number",
+	"gp_registration_details":    "the GP surgery you are registered with",
+	"gp_integration_credentials": "your GP online services details, so the service can connect to your GP record",
+	"client_metadata":            "a reference the service keeps about you",
+}
+
+func describeScopes(scopes []string) []string {
+	var out []string
+	for _, s := range scopes {
+		if w, ok := scopeWords[s]; ok {
+			out = append(out, w)
+		}
+	}
+	return out
+}
