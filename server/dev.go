@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/gofiber/fiber/v3"
@@ -20,6 +21,19 @@ func (s *Server) registerDev(p web.Pages) {
 		return s.Renderer.Render(c, http.StatusOK, "outbox", web.View{Title: "Development outbox", Data: entries})
 	})
 	s.App.Get("/dev/outbox.json", func(c fiber.Ctx) error {
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		// ?to=RECIPIENT&kind=KIND returns only the newest such message, so
+		// tools can read one code without listing the outbox.
+		if to, kind := c.Query("to"), c.Query("kind"); to != "" && kind != "" {
+			e, err := s.Outbox.Latest(c.Context(), to, notify.Kind(kind))
+			if errors.Is(err, notify.ErrNotFound) {
+				return c.JSON(fiber.Map{"messages": []notify.Entry{}})
+			}
+			if err != nil {
+				return err
+			}
+			return c.JSON(fiber.Map{"messages": []notify.Entry{e}})
+		}
 		entries, err := s.Outbox.List(c.Context(), notify.DefaultListLimit)
 		if err != nil {
 			return err
