@@ -23,9 +23,12 @@ import (
 	"github.com/gofiber/fiber/v3/middleware/adaptor"
 	"github.com/gofiber/fiber/v3/middleware/recover"
 	"github.com/gofiber/fiber/v3/middleware/static"
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/idlink/idlink/device"
+	"github.com/idlink/idlink/fido"
 	"github.com/idlink/idlink/migrations"
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
@@ -71,6 +74,10 @@ type Server struct {
 	OIDC *oidc.Server
 	// Demo are the development clients (zero outside development).
 	Demo oidc.DemoClients
+	// Devices keeps remembered browsers and companion-app devices.
+	Devices *device.Store
+	// FIDO runs WebAuthn ceremonies for passkeys and the companion app.
+	FIDO *fido.Service
 
 	bg     sync.WaitGroup
 	stopBg context.CancelFunc
@@ -157,6 +164,21 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 		return nil, fmt.Errorf("oidc: %w", err)
 	}
 	authorize := oidc.NewAuthorize(s.OIDC, s.Login, s.Renderer)
+
+	s.Devices = device.New(db, keys, device.Config{RememberIdle: cfg.RememberDevice}, opt.Now)
+	aaguids := make([]uuid.UUID, 0, len(cfg.PasskeyAAGUIDs))
+	for _, a := range cfg.PasskeyAAGUIDs {
+		id, err := uuid.Parse(a)
+		if err != nil {
+			return nil, fmt.Errorf("IDLINK_PASSKEY_AAGUIDS: %q: %w", a, err)
+		}
+		aaguids = append(aaguids, id)
+	}
+	s.FIDO, err = fido.New(db, fido.Config{RPID: cfg.WebAuthnRPID, RPDisplayName: "idlink", RPOrigins: cfg.WebAuthnOrigins,
+		AAGUIDAllowList: aaguids, RefuseBackupEligible: cfg.RefuseSyncedPasskeys}, s.Devices, opt.Now)
+	if err != nil {
+		return nil, fmt.Errorf("webauthn: %w", err)
+	}
 
 	s.App = fiber.New(fiber.Config{
 		AppName:      "idlink",
@@ -410,6 +432,9 @@ func (s *Server) purge(ctx context.Context) {
 	}
 	if err := s.Accounts.Purge(ctx); err != nil {
 		s.log.Warn("purge account links", "error", err)
+	}
+	if err := s.Devices.Purge(ctx); err != nil {
+		s.log.Warn("purge devices", "error", err)
 	}
 	if _, err := ratelimit.New(s.DB, s.now).PurgeExpired(ctx, 24*time.Hour); err != nil {
 		s.log.Warn("purge rate counters", "error", err)

@@ -56,6 +56,16 @@ type Config struct {
 	// accept its asserted_login_identity (IDLINK_ASSERTED_LOGIN_PAIRS:
 	// "rp1>rp2,rp1>rp3").
 	AssertedLoginPairs map[string][]string
+
+	WebAuthnRPID    string        // IDLINK_WEBAUTHN_RP_ID: default the issuer's host
+	WebAuthnOrigins []string      // IDLINK_WEBAUTHN_ORIGINS: comma-separated; default the issuer's origin
+	RememberDevice  time.Duration // IDLINK_REMEMBER_DEVICE_FOR: a remembered browser unused this long is forgotten
+	// PasskeyAAGUIDs, when set, lists the only authenticator models
+	// (AAGUIDs) allowed to register passkeys (IDLINK_PASSKEY_AAGUIDS).
+	PasskeyAAGUIDs []string
+	// RefuseSyncedPasskeys refuses backup-eligible (synced) passkeys
+	// (IDLINK_REFUSE_SYNCED_PASSKEYS=true).
+	RefuseSyncedPasskeys bool
 }
 
 // ErrInvalid is wrapped by every configuration error.
@@ -155,6 +165,21 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		c.AssertedLoginPairs[strings.TrimSpace(from)] = append(c.AssertedLoginPairs[strings.TrimSpace(from)], strings.TrimSpace(to))
 	}
+	if u, err := url.Parse(c.Issuer); err == nil {
+		c.WebAuthnRPID = get("IDLINK_WEBAUTHN_RP_ID", u.Hostname())
+		c.WebAuthnOrigins = splitComma(get("IDLINK_WEBAUTHN_ORIGINS", u.Scheme+"://"+u.Host))
+	}
+	if c.RememberDevice, err = duration(get("IDLINK_REMEMBER_DEVICE_FOR", "4380h")); err != nil {
+		bad("IDLINK_REMEMBER_DEVICE_FOR: %v", err)
+	}
+	c.PasskeyAAGUIDs = splitComma(get("IDLINK_PASSKEY_AAGUIDS", ""))
+	switch v := get("IDLINK_REFUSE_SYNCED_PASSKEYS", "false"); v {
+	case "true", "1":
+		c.RefuseSyncedPasskeys = true
+	case "false", "0":
+	default:
+		bad("IDLINK_REFUSE_SYNCED_PASSKEYS must be true or false")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -198,6 +223,16 @@ func Load(getenv func(string) string) (Config, error) {
 
 // FromEnvironment is Load(os.Getenv).
 func FromEnvironment() (Config, error) { return Load(os.Getenv) }
+
+func splitComma(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 func duration(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
