@@ -4,7 +4,9 @@ PKGS     := ./...
 NHSUK_VERSION := 10.6.1
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: run test test-postgres lint bench build assets fuzz clean
+AXE_VERSION := 4.14.1
+
+.PHONY: run test test-postgres test-browser lint bench build assets axe fuzz clean
 
 ## run: start the server on http://localhost:8080 with embedded SQLite under ./data
 run:
@@ -22,6 +24,10 @@ test:
 test-postgres:
 	IDLINK_TEST_POSTGRES_URL=$${IDLINK_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable} \
 	IDLINK_REQUIRE_POSTGRES=1 $(GO) test -race -count=1 $(PKGS)
+
+## test-browser: only the tests that drive pages in headless Chromium (Debian's chromium)
+test-browser:
+	$(GO) test -count=1 ./server/browser/...
 
 ## lint: gofmt, go vet and staticcheck (pinned)
 lint:
@@ -50,6 +56,14 @@ assets:
 	cp .assets-tmp/package/dist/nhsuk/assets/images/favicon.ico .assets-tmp/package/dist/nhsuk/assets/images/favicon.svg \
 	   .assets-tmp/package/dist/nhsuk/assets/images/nhsuk-icon-*.svg server/web/static/images/
 	rm -rf .assets-tmp
+
+## axe: refresh the vendored axe-core used by the browser tests (needs npm; committed)
+axe:
+	rm -rf .axe-tmp && mkdir .axe-tmp
+	cd .axe-tmp && npm pack axe-core@$(AXE_VERSION) >/dev/null && tar xzf axe-core-$(AXE_VERSION).tgz
+	cp .axe-tmp/package/axe.min.js server/browser/testdata/axe.min.js
+	cp .axe-tmp/package/LICENSE server/browser/testdata/axe.LICENSE
+	rm -rf .axe-tmp
 
 clean:
 	rm -rf bin data
