@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -166,8 +167,21 @@ func Load(getenv func(string) string) (Config, error) {
 		c.AssertedLoginPairs[strings.TrimSpace(from)] = append(c.AssertedLoginPairs[strings.TrimSpace(from)], strings.TrimSpace(to))
 	}
 	if u, err := url.Parse(c.Issuer); err == nil {
-		c.WebAuthnRPID = get("IDLINK_WEBAUTHN_RP_ID", u.Hostname())
-		c.WebAuthnOrigins = splitComma(get("IDLINK_WEBAUTHN_ORIGINS", u.Scheme+"://"+u.Host))
+		rpid, origins := u.Hostname(), u.Scheme+"://"+u.Host
+		if net.ParseIP(rpid) != nil {
+			// WebAuthn refuses an IP address as relying-party id. In
+			// development, passkeys then work at http://localhost:PORT.
+			if c.Env == Production && getenv("IDLINK_WEBAUTHN_RP_ID") == "" {
+				bad("the issuer's host %s is an IP address, which WebAuthn cannot use: set IDLINK_WEBAUTHN_RP_ID to the domain", rpid)
+			}
+			rpid = "localhost"
+			origins = "http://localhost"
+			if p := u.Port(); p != "" {
+				origins += ":" + p
+			}
+		}
+		c.WebAuthnRPID = get("IDLINK_WEBAUTHN_RP_ID", rpid)
+		c.WebAuthnOrigins = splitComma(get("IDLINK_WEBAUTHN_ORIGINS", origins))
 	}
 	if c.RememberDevice, err = duration(get("IDLINK_REMEMBER_DEVICE_FOR", "4380h")); err != nil {
 		bad("IDLINK_REMEMBER_DEVICE_FOR: %v", err)

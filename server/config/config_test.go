@@ -51,6 +51,7 @@ func TestProductionRefusals(t *testing.T) {
 		{"bad issuer", map[string]string{"IDLINK_ISSUER": "login.example.org"}, "absolute http(s) URL"},
 		{"bad duration", map[string]string{"IDLINK_SESSION_IDLE": "-1m"}, "IDLINK_SESSION_IDLE"},
 		{"bad templates", map[string]string{"IDLINK_NOTIFY_TEMPLATES": "login_code"}, "kind=template-id"},
+		{"IP issuer without a WebAuthn RP id", map[string]string{"IDLINK_ISSUER": "https://192.0.2.10"}, "IDLINK_WEBAUTHN_RP_ID"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,6 +71,22 @@ func TestProductionRefusals(t *testing.T) {
 			require.ErrorIs(t, err, ErrInvalid)
 			require.True(t, strings.Contains(err.Error(), tc.wantErr), err.Error())
 		})
+	}
+}
+
+func TestWebAuthnDefaults(t *testing.T) {
+	tests := []struct {
+		issuer, rpid, origin string
+	}{
+		{"http://localhost:8080", "localhost", "http://localhost:8080"},
+		{"https://login.example.org", "login.example.org", "https://login.example.org"},
+		{"http://127.0.0.1:9000", "localhost", "http://localhost:9000"}, // development only
+	}
+	for _, tc := range tests {
+		c, err := Load(env(map[string]string{"IDLINK_DATA_DIR": t.TempDir(), "IDLINK_ISSUER": tc.issuer}))
+		require.NoError(t, err)
+		require.Equal(t, tc.rpid, c.WebAuthnRPID, tc.issuer)
+		require.Equal(t, []string{tc.origin}, c.WebAuthnOrigins, tc.issuer)
 	}
 }
 
