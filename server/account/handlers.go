@@ -41,6 +41,7 @@ type Handlers struct {
 	signIn   SignIn
 	activity Activity
 	sessions SessionEnder
+	onReset  ResetHook // optional: see SetResetHook
 }
 
 // NewHandlers returns the account pages. SetSignIn must be called before

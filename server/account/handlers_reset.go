@@ -1,13 +1,25 @@
 package account
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
 	"github.com/gofiber/fiber/v3"
 
+	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/web"
 )
+
+// ResetHook is told when a password reset completes, so that what the old
+// password let in (remembered browsers) is forgotten too.
+type ResetHook interface {
+	PasswordReset(ctx context.Context, a audit.Actor, accountID string) error
+}
+
+// SetResetHook connects what must happen when a password is reset, beyond
+// ending the account's other sessions. Call it before the pages serve.
+func (h *Handlers) SetResetHook(hook ResetHook) { h.onReset = hook }
 
 // resetState is the password-reset journey's state: the link has been used
 // (AccountID), then the phone code (CodeOK), then a new password is set.
@@ -190,6 +202,11 @@ func (h *Handlers) resetNewSubmit(c fiber.Ctx) error {
 	s := web.Sess(c)
 	if _, err := h.sessions.EndAccountSessions(c.Context(), st.AccountID, h.sessions.HashOf(s)); err != nil {
 		return err
+	}
+	if h.onReset != nil {
+		if err := h.onReset.PasswordReset(c.Context(), web.Actor(c), st.AccountID); err != nil {
+			return err
+		}
 	}
 	s.Delete(resetKey)
 	return h.page(c, "reset_done", web.View{Title: "Your password has been changed"})

@@ -3,9 +3,11 @@
 // credentials a relying party asked for (password, then a second factor).
 //
 // Second factors plug in as Factors: each proves one credential component
-// (the texted security code proves Cd; later a remembered browser, a phone
-// approval or a passkey). The journey asks only for what is still missing,
-// so adding a factor never changes this code.
+// (the texted security code and a remembered browser prove Cd; a passkey
+// proves Cm; later a phone approval). The journey asks only for what is
+// still missing, so adding a factor never changes this code. A passkey may
+// also sign someone in with no password at all (SignedInByCredential): a
+// plain login wants {Cp, Cd} or {Cm}.
 package login
 
 import (
@@ -40,7 +42,7 @@ type Auth struct {
 type Request struct {
 	// Want lists acceptable credential sets; the journey ends when the
 	// session has proven any one of them. Empty means password and a
-	// second factor ({Cp, Cd}).
+	// second factor ({Cp, Cd}) or a passkey ({Cm}).
 	Want []trust.Credentials
 	// ReturnTo is the local path to send the browser to when done.
 	ReturnTo string
@@ -99,6 +101,10 @@ type Journey struct {
 	metrics  *metrics.Metrics
 	factors  []Factor
 	now      func() time.Time
+	// remember is the remembered-browser factor, when enabled.
+	remember *rememberFactor
+	// passkeys runs passkey logins, when enabled.
+	passkeys Passkeys
 }
 
 // New returns the login journey with the texted security code as its
@@ -126,6 +132,7 @@ func (j *Journey) Register(p web.Pages) {
 	p.Get("/login", j.passwordPage)
 	p.Post("/login", j.passwordSubmit)
 	p.Post("/sign-out", j.signOut)
+	p.Get("/login/continue", j.continuePage)
 	for _, f := range j.factors {
 		if r, ok := f.(interface{ Register(web.Pages) }); ok {
 			r.Register(p)
@@ -149,7 +156,7 @@ func (j *Journey) Current(c fiber.Ctx) (Auth, bool) {
 func (j *Journey) Start(c fiber.Ctx, req Request) error {
 	st := state{Want: req.Want, ReturnTo: safeReturn(req.ReturnTo), HideSignup: req.HideRegistration, ClientName: req.ClientName}
 	if len(st.Want) == 0 {
-		st.Want = []trust.Credentials{{trust.Cd, trust.Cp}}
+		st.Want = defaultWant()
 	}
 	if a, ok := j.Current(c); ok && !req.Force {
 		st.AccountID, st.Proven = a.AccountID, a.Credentials
@@ -186,7 +193,7 @@ func (j *Journey) next(c fiber.Ctx, st state) error {
 				return redirect(c, "/login")
 			}
 			for _, f := range j.factors {
-				if f.Proves() == missing && f.Available(c.Context(), acct) {
+				if f.Proves() == missing && j.available(c, f, st, acct) {
 					st.Factor = f.Name()
 					web.Sess(c).Put(stateKey, st)
 					return f.Begin(c, acct)
@@ -226,6 +233,15 @@ func (j *Journey) AccountInProgress(c fiber.Ctx, factor string) (account.Account
 }
 
 func (j *Journey) complete(c fiber.Ctx, st state) error {
+	if err := j.signIn(c, st); err != nil {
+		return err
+	}
+	return redirect(c, st.ReturnTo)
+}
+
+// signIn records the completed login in the session: a new session id,
+// the auth record and an audit event.
+func (j *Journey) signIn(c fiber.Ctx, st state) error {
 	s := web.Sess(c)
 	s.Renew() // a new id for the signed-in session: no fixation
 	s.SetAccount(st.AccountID)
@@ -236,7 +252,7 @@ func (j *Journey) complete(c fiber.Ctx, st state) error {
 		return err
 	}
 	j.metrics.JourneysFinished.WithLabelValues("login", "completed").Inc()
-	return redirect(c, st.ReturnTo)
+	return nil
 }
 
 // CompleteSignIn signs in an account whose credentials another journey
@@ -245,7 +261,7 @@ func (j *Journey) complete(c fiber.Ctx, st state) error {
 func (j *Journey) CompleteSignIn(c fiber.Ctx, accountID string, proven trust.Credentials) error {
 	st, ok := j.load(c)
 	if !ok {
-		st = state{ReturnTo: "/account", Want: []trust.Credentials{{trust.Cd, trust.Cp}}}
+		st = state{ReturnTo: "/account", Want: defaultWant()}
 	}
 	st.AccountID, st.Proven = accountID, proven
 	web.Sess(c).Put(stateKey, st)
@@ -278,19 +294,21 @@ func redirect(c fiber.Ctx, to string) error { return c.Redirect().Status(http.St
 // ---- the password step ----
 
 func (j *Journey) passwordView(c fiber.Ctx, st state) web.View {
-	return web.View{Title: "Log in", Data: passwordPageData{HideSignup: st.HideSignup, ClientName: st.ClientName}}
+	return web.View{Title: "Log in", Data: passwordPageData{HideSignup: st.HideSignup, ClientName: st.ClientName, Passkeys: j.passkeys != nil}}
 }
 
 type passwordPageData struct {
 	HideSignup bool
 	ClientName string
+	// Passkeys shows "Log in with a passkey" and autofill of passkeys.
+	Passkeys bool
 }
 
 func (j *Journey) passwordPage(c fiber.Ctx) error {
 	st, ok := j.load(c)
 	if !ok {
 		// Someone came to /login directly: a plain login to the account page.
-		st = state{Want: []trust.Credentials{{trust.Cd, trust.Cp}}, ReturnTo: safeReturn(c.Query("return_to"))}
+		st = state{Want: defaultWant(), ReturnTo: safeReturn(c.Query("return_to"))}
 		j.metrics.JourneysStarted.WithLabelValues("login").Inc()
 		web.Sess(c).Put(stateKey, st)
 	}
@@ -300,7 +318,7 @@ func (j *Journey) passwordPage(c fiber.Ctx) error {
 func (j *Journey) passwordSubmit(c fiber.Ctx) error {
 	st, ok := j.load(c)
 	if !ok {
-		st = state{Want: []trust.Credentials{{trust.Cd, trust.Cp}}, ReturnTo: "/account"}
+		st = state{Want: defaultWant(), ReturnTo: "/account"}
 	}
 	email, pw := strings.TrimSpace(c.FormValue("email")), c.FormValue("password")
 	v := j.passwordView(c, st)

@@ -44,7 +44,7 @@ func (f *smsFactor) Register(p web.Pages) {
 
 func (f *smsFactor) view(acct account.Account) web.View {
 	return web.View{Title: "Enter the security code", BackLink: "/login",
-		Data: codeData{SentTo: account.MaskPhone(acct.PhoneNumber()), Action: "/login/code", Resend: "/login/code/resend"}}
+		Data: codeData{SentTo: account.MaskPhone(acct.PhoneNumber()), Action: "/login/code", Resend: "/login/code/resend", Remember: f.j.remember != nil}}
 }
 
 // codeData is what the shared code page shows.
@@ -79,6 +79,11 @@ func (f *smsFactor) submit(c fiber.Ctx) error {
 	}
 	if err != nil {
 		return err
+	}
+	if f.j.remember != nil && c.FormValue("remember") == "yes" {
+		if err := f.j.remember.rememberBrowser(c, acct); err != nil {
+			return err
+		}
 	}
 	return f.j.Proved(c, trust.Cd)
 }

@@ -29,6 +29,13 @@ import (
 // hundreds of passwords; production parameters are password.DefaultParams.
 var FastPasswords = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
+// The WebAuthn relying party of test servers (the issuer's host is an IP
+// address, which WebAuthn does not accept as a relying party id).
+const (
+	WebAuthnRPID   = "localhost"
+	WebAuthnOrigin = "http://localhost"
+)
+
 // Server is a running test server.
 type Server struct {
 	*server.Server
@@ -48,6 +55,11 @@ func Start(t testing.TB, dbURL string, env map[string]string, opt server.Options
 		"IDLINK_ISSUER":       base,
 		"IDLINK_ADDR":         ln.Addr().String(),
 		"IDLINK_LOG_LEVEL":    "warn",
+		// WebAuthn refuses an IP address as relying party id: tests use
+		// localhost. Virtual authenticators claim WebAuthnOrigin; a real
+		// browser opens the server as http://localhost:<port>.
+		"IDLINK_WEBAUTHN_RP_ID":   WebAuthnRPID,
+		"IDLINK_WEBAUTHN_ORIGINS": WebAuthnOrigin + "," + WebAuthnOrigin + ":" + portOf(ln.Addr()),
 	}
 	for k, v := range env {
 		vars[k] = v
@@ -78,6 +90,11 @@ func Start(t testing.TB, dbURL string, env map[string]string, opt server.Options
 		srv.Close()
 	})
 	return &Server{Server: srv, URL: base}
+}
+
+func portOf(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return port
 }
 
 // Latest returns the newest outbox message of kind sent to recipient.

@@ -1,0 +1,181 @@
+package login
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gofiber/fiber/v3"
+
+	"github.com/idlink/idlink/fido"
+	"github.com/idlink/idlink/server/account"
+	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/trust"
+	"github.com/idlink/idlink/server/web"
+)
+
+// Passkeys is what logging in with a passkey needs from package fido
+// (fido.Service satisfies it).
+type Passkeys interface {
+	BeginDiscoverableLogin(ctx context.Context) (ceremonyID string, options []byte, err error)
+	FinishDiscoverableLogin(ctx context.Context, ceremonyID string, body []byte) (fido.Credential, error)
+}
+
+// passkeyCeremonyKey is the session key of the pending passkey login
+// ceremony's id.
+const passkeyCeremonyKey = "passkey_login"
+
+// RegisterPasskeyLogin enables "Log in with a passkey" (and passkey
+// autofill) on the login page and mounts its JSON endpoints:
+// POST /login/passkey/begin answers the WebAuthn request options, and
+// POST /login/passkey/finish takes the browser's assertion and answers
+// {"redirect": "..."}, or {"error": "...", "message": "..."}. It also adds
+// a passkey as a factor proving Cm after the password (GET /login/passkey),
+// for relying parties that ask for Cm.
+func (j *Journey) RegisterPasskeyLogin(p web.Pages, pk Passkeys, creds CredentialLister) {
+	j.passkeys = pk
+	f := &passkeyFactor{j: j, creds: creds}
+	j.AddFactor(f)
+	p.Get("/login/passkey", f.page)
+	PostJSON(p, "/login/passkey/begin", j.passkeyBegin)
+	PostJSON(p, "/login/passkey/finish", j.passkeyFinish)
+}
+
+func (j *Journey) passkeyBegin(c fiber.Ctx) error {
+	id, options, err := j.passkeys.BeginDiscoverableLogin(c.Context())
+	if err != nil {
+		return err
+	}
+	web.Sess(c).Put(passkeyCeremonyKey, id)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Status(http.StatusOK).Send(options)
+}
+
+// passkeyRefusal is how a refused passkey login is answered.
+type passkeyRefusal struct {
+	status        int
+	code, message string
+}
+
+// passkeyRefusals maps fido's sentinel errors, most specific first.
+var passkeyRefusals = []struct {
+	err error
+	passkeyRefusal
+}{
+	{fido.ErrCeremonyNotFound, passkeyRefusal{http.StatusBadRequest, "ceremony_expired", "This passkey request has expired or has already been used. Try again."}},
+	{fido.ErrCeremonyExpired, passkeyRefusal{http.StatusBadRequest, "ceremony_expired", "This passkey request has expired. Try again."}},
+	{fido.ErrMalformed, passkeyRefusal{http.StatusBadRequest, "malformed", "Your browser sent a passkey response we could not read. Try again."}},
+	{fido.ErrUserVerification, passkeyRefusal{http.StatusUnauthorized, "user_verification_required", "Your device did not check it was you (with a fingerprint, face or PIN). Try again and unlock your passkey."}},
+	{fido.ErrCloneDetected, passkeyRefusal{http.StatusUnauthorized, "credential_blocked", "This passkey can no longer be used. Log in with your email address and password."}},
+	{fido.ErrCredentialBlocked, passkeyRefusal{http.StatusUnauthorized, "credential_blocked", "This passkey can no longer be used. Log in with your email address and password."}},
+	{fido.ErrUnknownCredential, passkeyRefusal{http.StatusUnauthorized, "unknown_credential", "We do not recognise this passkey. It may have been removed. Log in with your email address and password."}},
+	{fido.ErrDeviceRemoved, passkeyRefusal{http.StatusUnauthorized, "unknown_credential", "We do not recognise this passkey. It may have been removed. Log in with your email address and password."}},
+}
+
+func (j *Journey) passkeyFinish(c fiber.Ctx) error {
+	s := web.Sess(c)
+	var ceremonyID string
+	if !s.Get(passkeyCeremonyKey, &ceremonyID) || ceremonyID == "" {
+		return JSONError(c, http.StatusBadRequest, "ceremony_expired", "This passkey request has expired or has already been used. Try again.")
+	}
+	s.Delete(passkeyCeremonyKey)
+	body := append([]byte(nil), c.Body()...)
+	cred, err := j.passkeys.FinishDiscoverableLogin(c.Context(), ceremonyID, body)
+	if err != nil {
+		return j.passkeyRefused(c, cred, err)
+	}
+	next, err := j.SignedInByCredential(c, cred.AccountID, trust.Cm)
+	if errors.Is(err, ErrAccountBlocked) {
+		if err := j.audit.Record(c.Context(), web.Actor(c), "passkey.login", audit.Failure, cred.AccountID, map[string]any{"reason": "account_blocked"}); err != nil {
+			return err
+		}
+		return JSONError(c, http.StatusForbidden, "account_blocked", "You cannot log in with this account. Contact us if you think this is a mistake.")
+	}
+	if err != nil {
+		return err
+	}
+	if err := j.audit.Record(c.Context(), web.Actor(c), "passkey.login", audit.Success, cred.AccountID, map[string]any{"credential": cred.Name}); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"redirect": next})
+}
+
+// passkeyRefused records a refused passkey login and answers it.
+func (j *Journey) passkeyRefused(c fiber.Ctx, cred fido.Credential, err error) error {
+	refusal := passkeyRefusal{http.StatusUnauthorized, "verification_failed", "We could not check your passkey. Try again, or log in with your email address and password."}
+	known := false
+	for _, r := range passkeyRefusals {
+		if errors.Is(err, r.err) {
+			refusal, known = r.passkeyRefusal, true
+			break
+		}
+	}
+	if !known && !isFIDORefusal(err) {
+		return err // a database failure
+	}
+	detail := map[string]any{"reason": refusal.code, "error": err.Error()}
+	if errors.Is(err, fido.ErrCloneDetected) {
+		if aerr := j.audit.Record(c.Context(), web.Actor(c), "passkey.clone_detected", audit.Failure, cred.AccountID, map[string]any{"credential": cred.Name}); aerr != nil {
+			return aerr
+		}
+	}
+	if aerr := j.audit.Record(c.Context(), web.Actor(c), "passkey.login", audit.Failure, cred.AccountID, detail); aerr != nil {
+		return aerr
+	}
+	return JSONError(c, refusal.status, refusal.code, refusal.message)
+}
+
+// isFIDORefusal reports whether err is fido's refusal of what the browser
+// sent, rather than a failure of the service.
+func isFIDORefusal(err error) bool {
+	for _, e := range []error{fido.ErrChallengeMismatch, fido.ErrOrigin, fido.ErrRPID, fido.ErrSignature, fido.ErrVerification, fido.ErrInvalid} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// passkeyFactor proves Cm after the password, for a relying party that
+// asks for a passkey: its page offers the same discoverable passkey login
+// as the login page.
+type passkeyFactor struct {
+	j     *Journey
+	creds CredentialLister
+}
+
+// CredentialLister lists an account's WebAuthn credentials (fido.Service
+// satisfies it).
+type CredentialLister interface {
+	ListCredentials(ctx context.Context, accountID string) ([]fido.Credential, error)
+}
+
+const passkeyName = "passkey"
+
+func (f *passkeyFactor) Name() string             { return passkeyName }
+func (f *passkeyFactor) Proves() trust.Credential { return trust.Cm }
+
+// Available reports whether the account has a passkey that is not blocked.
+func (f *passkeyFactor) Available(ctx context.Context, acct account.Account) bool {
+	creds, err := f.creds.ListCredentials(ctx, acct.ID)
+	if err != nil {
+		return false
+	}
+	for _, c := range creds {
+		if c.Kind == fido.KindPasskey && !c.Blocked() {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *passkeyFactor) Begin(c fiber.Ctx, _ account.Account) error {
+	return redirect(c, "/login/passkey")
+}
+
+func (f *passkeyFactor) page(c fiber.Ctx) error {
+	if _, ok := f.j.AccountInProgress(c, passkeyName); !ok {
+		return redirect(c, "/login")
+	}
+	return f.j.r.Render(c, http.StatusOK, "passkey_login", web.View{Title: "Use your passkey", BackLink: "/login"})
+}

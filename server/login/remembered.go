@@ -1,0 +1,136 @@
+package login
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v3"
+
+	"github.com/idlink/idlink/server/account"
+	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/trust"
+	"github.com/idlink/idlink/server/web"
+)
+
+// RememberCookie is the long-lived cookie holding a remembered browser's
+// token.
+const RememberCookie = "idlink_remember"
+
+// Remembered is what the remembered-browser factor needs from the device
+// store (device.Store satisfies it).
+type Remembered interface {
+	Remember(ctx context.Context, accountID, userAgentLabel string) (string, error)
+	CheckRemembered(ctx context.Context, accountID, token string) (bool, error)
+}
+
+// RememberConfig says how long a remembered browser's cookie lives and
+// whether it is marked Secure (the issuer is https).
+type RememberConfig struct {
+	Lifetime time.Duration
+	Secure   bool
+}
+
+// rememberFactor proves Cd with the remembered-browser cookie, after the
+// password: the cookie alone never signs anyone in.
+type rememberFactor struct {
+	j     *Journey
+	store Remembered
+	cfg   RememberConfig
+}
+
+const rememberName = "remembered_browser"
+
+// RememberBrowsers adds the remembered-browser factor (tried before a code
+// is texted) and offers "remember this device" on the login code page.
+// Call it before the server starts.
+func (j *Journey) RememberBrowsers(store Remembered, cfg RememberConfig) {
+	f := &rememberFactor{j: j, store: store, cfg: cfg}
+	j.remember = f
+	j.AddPreferredFactor(f)
+}
+
+func (f *rememberFactor) Name() string             { return rememberName }
+func (f *rememberFactor) Proves() trust.Credential { return trust.Cd }
+
+// Available is false: whether a browser is remembered depends on its
+// cookie, so the journey asks AvailableIn.
+func (f *rememberFactor) Available(context.Context, account.Account) bool { return false }
+
+// AvailableIn checks the cookie against the account, only once the
+// password has been proven, and records its use.
+func (f *rememberFactor) AvailableIn(c fiber.Ctx, acct account.Account, proven trust.Credentials) bool {
+	if !proven.Has(trust.Cp) {
+		return false
+	}
+	token := c.Cookies(RememberCookie)
+	if token == "" {
+		return false
+	}
+	ok, err := f.store.CheckRemembered(c.Context(), acct.ID, token)
+	if err != nil {
+		// The code is the fallback: a database hiccup here must not stop
+		// the login, and the next step will report a persistent failure.
+		return false
+	}
+	return ok
+}
+
+// Begin runs right after AvailableIn confirmed the cookie in the same
+// request: the browser is remembered, so Cd is proven.
+func (f *rememberFactor) Begin(c fiber.Ctx, acct account.Account) error {
+	if err := f.j.audit.Record(c.Context(), web.Actor(c), "remembered_browser.used", audit.Success, acct.ID, nil); err != nil {
+		return err
+	}
+	return f.j.Proved(c, trust.Cd)
+}
+
+// rememberBrowser remembers this browser for acct and sets its cookie.
+func (f *rememberFactor) rememberBrowser(c fiber.Ctx, acct account.Account) error {
+	ua := string(c.Request().Header.UserAgent())
+	label := BrowserLabel(ua)
+	token, err := f.store.Remember(c.Context(), acct.ID, label)
+	if err != nil {
+		return fmt.Errorf("remember browser: %w", err)
+	}
+	c.Cookie(&fiber.Cookie{
+		Name:     RememberCookie,
+		Value:    token,
+		Path:     "/",
+		MaxAge:   int(f.cfg.Lifetime / time.Second),
+		HTTPOnly: true,
+		Secure:   f.cfg.Secure,
+		SameSite: fiber.CookieSameSiteLaxMode,
+	})
+	return f.j.audit.Record(c.Context(), web.Actor(c), "remembered_browser.added", audit.Success, acct.ID, map[string]any{"label": label})
+}
+
+// BrowserLabel describes a browser from its User-Agent, such as "Firefox
+// on Windows", for the settings page.
+func BrowserLabel(ua string) string {
+	browser := "Unknown browser"
+	for _, b := range []struct{ token, name string }{
+		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"SamsungBrowser/", "Samsung Internet"}, {"Firefox/", "Firefox"},
+		{"FxiOS/", "Firefox"}, {"CriOS/", "Chrome"}, {"Chrome/", "Chrome"}, {"Chromium/", "Chromium"}, {"Safari/", "Safari"},
+	} {
+		if strings.Contains(ua, b.token) {
+			browser = b.name
+			break
+		}
+	}
+	system := ""
+	for _, s := range []struct{ token, name string }{
+		{"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Android", "Android"}, {"CrOS", "ChromeOS"},
+		{"Windows", "Windows"}, {"Mac OS X", "macOS"}, {"Macintosh", "macOS"}, {"Linux", "Linux"},
+	} {
+		if strings.Contains(ua, s.token) {
+			system = s.name
+			break
+		}
+	}
+	if system == "" {
+		return browser
+	}
+	return browser + " on " + system
+}
