@@ -211,8 +211,12 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 	p.Get("/", s.home)
 	accountPages.Register(p)
 	s.Login.Register(p)
+	s.registerSettings(p, accountPages)
 	authorize.Register(p)
 	s.OIDC.Register(s.App)
+	if err := s.wireCompanion(authorize); err != nil {
+		return nil, err
+	}
 	if cfg.AdminToken != "" {
 		s.OIDC.Admin().Register(s.App.Group("/admin/api"))
 	}

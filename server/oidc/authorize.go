@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v3"
 
+	"github.com/idlink/idlink/fido"
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/login"
 	"github.com/idlink/idlink/server/secrets"
@@ -33,7 +35,19 @@ type Authorize struct {
 	login    Login
 	r        *web.Renderer
 	consents *consents
+	fido     FIDOLogin // nil: fido_auth_response is refused
 }
+
+// FIDOLogin verifies the companion app's biometric login: an assertion
+// answering a ceremony begun at /fido/authenticate/begin, found by its
+// challenge and used up. *fido.Service implements it.
+type FIDOLogin interface {
+	FinishLoginByChallenge(ctx context.Context, body []byte) (fido.Credential, error)
+}
+
+// UseFIDO lets /authorize accept fido_auth_response, verified by f. Call
+// it before serving.
+func (a *Authorize) UseFIDO(f FIDOLogin) { a.fido = f }
 
 // NewAuthorize returns the authorization endpoint of s, signing people in
 // through l and rendering pages with r.
@@ -176,6 +190,13 @@ func (a *Authorize) handleAuthorize(c fiber.Ctx) error {
 	if cur, ok := a.login.Current(c); ok {
 		req.PriorLogin = cur.LoginID
 	}
+	// fido_auth_response: the companion app's biometric login, a login
+	// newer than PriorLogin (so it satisfies prompt=login).
+	if raw := param("fido_auth_response"); raw != "" {
+		if aerr := a.fidoSignIn(c, client, raw); aerr != nil {
+			return a.redirectError(c, redirectURI, state, aerr)
+		}
+	}
 	set := loadPending(c)
 	set.add(req)
 	savePending(c, set)
@@ -270,8 +291,8 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 	default:
 		return req, authzErr(codeInvalidRequest, "allow_registration must be true or false")
 	}
-	if param("fido_auth_response") != "" {
-		return req, authzErr(codeInvalidRequest, "fido_auth_response is not supported by this server yet")
+	if param("fido_auth_response") != "" && a.fido == nil {
+		return req, authzErr(codeInvalidRequest, "fido_auth_response is not supported by this server")
 	}
 	return req, nil
 }
@@ -554,6 +575,7 @@ var scopeWords = map[string]string{
 	"gp_registration_details":    "the GP surgery you are registered with",
 	"gp_integration_credentials": "your GP online services details, so the service can connect to your GP record",
 	"client_metadata":            "a reference the service keeps about you",
+	"device_enrolment":           "to add this app as a way to log in with your fingerprint or face",
 }
 
 func describeScopes(scopes []string) []string {

@@ -24,6 +24,11 @@ const (
 	ScopeGPRegistrationDetails    = "gp_registration_details"
 	ScopeGPIntegrationCredentials = "gp_integration_credentials"
 	ScopeClientMetadata           = "client_metadata"
+	// ScopeDeviceEnrolment is idlink's own scope (not NHS login's): an
+	// access token carrying it lets the companion app register itself as a
+	// device of the person (POST /app/v1/devices). It releases no claims
+	// and only the companion app's client is approved for it.
+	ScopeDeviceEnrolment = "device_enrolment"
 )
 
 // maxScopeParam bounds the scope parameter.
@@ -42,7 +47,7 @@ func SupportedScopes() []string {
 // which a scope's claims are released, and whether the scope is known.
 func scopeMinLevel(scope string) (trust.Level, bool) {
 	switch scope {
-	case ScopeOpenID, ScopeEmail, ScopePhone, ScopeLandline, ScopeClientMetadata:
+	case ScopeOpenID, ScopeEmail, ScopePhone, ScopeLandline, ScopeClientMetadata, ScopeDeviceEnrolment:
 		return trust.P0, true
 	case ScopeProfile, ScopeBasicDemographics, ScopeProfileExtended, ScopeGPRegistrationDetails:
 		return trust.P5, true

@@ -43,7 +43,8 @@ type DemoClients struct {
 // EnsureDemoClients registers, in development mode only, the demo relying
 // party (client_id DemoClientID: loopback redirect URIs on port 8081, every
 // scope, every NHS profile vector, refresh tokens) and the companion app
-// (CompanionClientID: public, PKCE, CompanionRedirectURI). The relying
+// (CompanionClientID: public, PKCE, CompanionRedirectURI, and the only
+// client approved for ScopeDeviceEnrolment). The relying
 // party's RSA private key is read from keyPath (PKCS #8 PEM), or generated
 // and written there (mode 0600) when the file does not exist; the
 // registered public key is kept in step with it. Clients that exist are
@@ -84,15 +85,22 @@ func (s *Server) EnsureDemoClients(ctx context.Context, keyPath string) (DemoCli
 		ID:           CompanionClientID,
 		Name:         "idlink companion app",
 		RedirectURIs: []string{CompanionRedirectURI},
-		Scopes: slices.DeleteFunc(SupportedScopes(), func(sc string) bool {
+		Scopes: append(slices.DeleteFunc(SupportedScopes(), func(sc string) bool {
 			return sc == ScopeClientMetadata // needs a client key
-		}),
+		}), ScopeDeviceEnrolment),
 		VTR:           NHSProfileVectors(),
 		RefreshTokens: true,
 		Public:        true,
 	})
 	if err != nil {
 		return DemoClients{}, err
+	}
+	if !companion.AllowsScope(ScopeDeviceEnrolment) {
+		// Registered before the app could enrol: it needs the scope.
+		companion.Scopes = append(companion.Scopes, ScopeDeviceEnrolment)
+		if companion, err = s.clients.Update(ctx, *companion); err != nil {
+			return DemoClients{}, fmt.Errorf("demo companion client: %w", err)
+		}
 	}
 	return DemoClients{RP: rp, RPKeyPath: keyPath, Companion: companion}, nil
 }

@@ -27,6 +27,8 @@ func TestEnsureDemoClients(t *testing.T) {
 		require.Equal(t, CompanionClientID, d.Companion.ID)
 		require.True(t, d.Companion.Public)
 		require.True(t, d.Companion.HasRedirectURI(CompanionRedirectURI))
+		require.True(t, d.Companion.AllowsScope(ScopeDeviceEnrolment))
+		require.False(t, d.RP.AllowsScope(ScopeDeviceEnrolment), "only the companion app may enrol devices")
 		st, err := os.Stat(keyPath)
 		require.NoError(t, err)
 		require.Equal(t, os.FileMode(0o600), st.Mode().Perm())

@@ -34,7 +34,15 @@ type discoveryDoc struct {
 	RequestURIParameterSupported  bool     `json:"request_uri_parameter_supported"`
 	VTRValuesSupported            []string `json:"vtr_values_supported"`
 	VTM                           string   `json:"vtm"`
+	// FIDOAuthenticationEndpoint is where the companion app begins a
+	// biometric login (the assertion then goes to /authorize as
+	// fido_auth_response).
+	FIDOAuthenticationEndpoint string `json:"fido_authentication_endpoint"`
 }
+
+// FIDOAuthenticationPath is the path, under the issuer, of the endpoint
+// that begins a biometric login; discovery advertises it.
+const FIDOAuthenticationPath = "/fido/authenticate/begin"
 
 func (s *Server) buildDiscovery() ([]byte, error) {
 	algs := clientAuthAlgs()
@@ -44,7 +52,7 @@ func (s *Server) buildDiscovery() ([]byte, error) {
 		TokenEndpoint:                 s.endpoint("/token"),
 		UserinfoEndpoint:              s.endpoint("/userinfo"),
 		JWKSURI:                       s.endpoint("/.well-known/jwks.json"),
-		ScopesSupported:               SupportedScopes(),
+		ScopesSupported:               append(SupportedScopes(), ScopeDeviceEnrolment),
 		ResponseTypesSupported:        []string{"code"},
 		ResponseModesSupported:        []string{"query"},
 		GrantTypesSupported:           []string{GrantTypeAuthorizationCode, GrantTypeRefreshToken},
@@ -58,6 +66,7 @@ func (s *Server) buildDiscovery() ([]byte, error) {
 		PromptValuesSupported:         []string{"none", "login"},
 		VTRValuesSupported:            NHSProfileVectors(),
 		VTM:                           s.vtm(),
+		FIDOAuthenticationEndpoint:    s.endpoint(FIDOAuthenticationPath),
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {

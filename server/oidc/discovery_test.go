@@ -37,7 +37,7 @@ func TestDiscovery(t *testing.T) {
 		require.Equal(t, []any{"S256"}, list("code_challenge_methods_supported"))
 		require.Equal(t, []any{"page", "touch"}, list("display_values_supported"))
 		require.Equal(t, []any{"none", "login"}, list("prompt_values_supported"))
-		require.Len(t, list("scopes_supported"), 10)
+		require.Len(t, list("scopes_supported"), 11)
 		require.Contains(t, list("claims_supported"), "nhs_number")
 		require.Contains(t, list("claims_supported"), "client_user_metadata")
 		require.Len(t, list("vtr_values_supported"), 12)
@@ -46,6 +46,8 @@ func TestDiscovery(t *testing.T) {
 			require.NoError(t, err)
 		}
 		require.Equal(t, testIssuer+"/trustmark/id.example.test", str("vtm"))
+		require.Equal(t, testIssuer+"/fido/authenticate/begin", str("fido_authentication_endpoint"))
+		require.Contains(t, list("scopes_supported"), "device_enrolment")
 		require.NotContains(t, d, "end_session_endpoint")
 	})
 }

@@ -39,6 +39,9 @@ var (
 	// ErrNotDevelopment means a development-only operation was called on
 	// a server not in development mode.
 	ErrNotDevelopment = errors.New("only available in development mode")
+	// ErrInvalidToken is wrapped by every refusal of VerifyAccessToken:
+	// the access token is malformed, not ours, expired or revoked.
+	ErrInvalidToken = errors.New("invalid access token")
 )
 
 // OAuth 2.0 error codes (RFC 6749 section 5.2, RFC 6750 section 3.1).

@@ -1,0 +1,130 @@
+// Command idlink-companion simulates the idlink companion app (a phone
+// application such as the NHS App) against a development-mode server. Its
+// software keys, standing for the phone's secure hardware, are kept in a
+// JSON file (mode 0600): the device key (P-256) that signs the app's API
+// calls, and the FIDO credential of the "platform authenticator" with its
+// signature counter (github.com/descope/virtualwebauthn).
+//
+//	idlink-companion enrol -url http://127.0.0.1:8080 -email sam@example.org -password '…' -phone +447700900123
+//	    logs in through the OIDC pages as the public client idlink-companion
+//	    (password, then the texted code read from the development outbox),
+//	    gets an access token with the device_enrolment scope, and registers
+//	    the device (POST /app/v1/enrolment/begin, POST /app/v1/devices).
+//	idlink-companion whoami
+//	    GET /app/v1/device, authenticated by a device JWT.
+//	idlink-companion login -client-id idlink-demo-rp -redirect-uri http://localhost:8081/callback -key-file ./data/demo-client-key.pem
+//	    a biometric login for a relying party: POST /fido/authenticate/begin,
+//	    the assertion as fido_auth_response on /authorize, then the code
+//	    exchanged with private_key_jwt using the relying party's key; prints
+//	    the verified ID token claims as JSON.
+//
+// It only talks to the URL it is given.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := run(ctx, os.Args[1], os.Args[2:], os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "idlink-companion:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: idlink-companion enrol|whoami|login [flags] (-h for the flags of each)")
+}
+
+// run executes one subcommand; stdin gives the security code when it is
+// not read from the development outbox.
+func run(ctx context.Context, cmd string, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	stateFile := fs.String("state", "idlink-companion.json", "file keeping the simulated phone's keys (created with mode 0600)")
+	switch cmd {
+	case "enrol":
+		o := enrolOptions{}
+		fs.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "base URL (issuer) of a development-mode idlink server")
+		fs.StringVar(&o.Email, "email", "", "the account's email address")
+		fs.StringVar(&o.Password, "password", "", "the account's password")
+		fs.StringVar(&o.Phone, "phone", "", "the account's mobile number in E.164 form (+447700900123), to read the code from the outbox")
+		fromOutbox := fs.Bool("phone-code-from-outbox", true, "read the texted security code from the development outbox (otherwise from standard input)")
+		fs.StringVar(&o.Name, "name", "Simulated phone", "device name")
+		fs.StringVar(&o.Platform, "platform", "android", "device platform: android, ios or other")
+		fs.StringVar(&o.PushToken, "push-token", "", "push token to register (optional)")
+		fs.StringVar(&o.Origin, "origin", "", "WebAuthn origin the authenticator reports (default: the origin of -url)")
+		fs.StringVar(&o.RPID, "rp-id", "", "WebAuthn relying party id (default: the host of -url)")
+		if err := fs.Parse(args); err != nil {
+			return errUsage
+		}
+		if o.Email == "" || o.Password == "" || (*fromOutbox && o.Phone == "") {
+			return fmt.Errorf("%w: enrol needs -email, -password and -phone", errUsage)
+		}
+		if !*fromOutbox {
+			o.CodeFrom = stdin
+		}
+		st, err := enrol(ctx, o)
+		if err != nil {
+			return err
+		}
+		if err := st.save(*stateFile); err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "enrolled device %s; keys in %s\n", st.DeviceID, *stateFile)
+		return err
+	case "whoami":
+		if err := fs.Parse(args); err != nil {
+			return errUsage
+		}
+		st, err := loadState(*stateFile)
+		if err != nil {
+			return err
+		}
+		out, err := whoami(ctx, st)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, out)
+	case "login":
+		o := loginOptions{}
+		fs.StringVar(&o.ClientID, "client-id", "idlink-demo-rp", "the relying party's client_id")
+		fs.StringVar(&o.RedirectURI, "redirect-uri", "http://localhost:8081/callback", "the relying party's registered redirect URI")
+		fs.StringVar(&o.KeyFile, "key-file", "./data/demo-client-key.pem", "the relying party's RSA private key (PEM), for private_key_jwt")
+		fs.StringVar(&o.Scope, "scope", "openid", "scopes to ask for")
+		fs.StringVar(&o.VTR, "vtr", `["P0.Cm"]`, "vectors of trust to ask for")
+		if err := fs.Parse(args); err != nil {
+			return errUsage
+		}
+		st, err := loadState(*stateFile)
+		if err != nil {
+			return err
+		}
+		claims, err := login(ctx, st, o)
+		// The counter moved even when the server refused the assertion.
+		if serr := st.save(*stateFile); serr != nil && err == nil {
+			err = serr
+		}
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, claims)
+	}
+	return fmt.Errorf("%w: unknown command %q (enrol, whoami or login)", errUsage, cmd)
+}
