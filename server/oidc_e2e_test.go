@@ -2,132 +2,18 @@ package server_test
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
 
 	"github.com/idlink/idlink/migrations/dbtest"
 	"github.com/idlink/idlink/server"
-	idp "github.com/idlink/idlink/server/oidc"
-	"github.com/idlink/idlink/server/secrets"
 	"github.com/idlink/idlink/server/servertest"
 )
-
-// rp is an independent relying party: coreos/go-oidc and x/oauth2 with its
-// own RSA key, registered like an NHS login client.
-type rp struct {
-	t        *testing.T
-	s        *servertest.Server
-	key      *rsa.PrivateKey
-	client   *idp.Client
-	cfg      oauth2.Config
-	provider *oidc.Provider
-	callback *httptest.Server
-}
-
-func newRP(t *testing.T, s *servertest.Server, public bool, scopes ...string) *rp {
-	t.Helper()
-	callback := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("relying party callback"))
-	}))
-	t.Cleanup(callback.Close)
-	c := idp.Client{
-		Name: "Test Health Service", RedirectURIs: []string{callback.URL + "/callback"},
-		Scopes: append([]string{"openid"}, scopes...), VTR: idp.NHSProfileVectors(), Public: public,
-	}
-	r := &rp{t: t, s: s, callback: callback}
-	if !public {
-		var err error
-		r.key, err = rsa.GenerateKey(rand.Reader, 2048)
-		require.NoError(t, err)
-		der, err := x509.MarshalPKIXPublicKey(&r.key.PublicKey)
-		require.NoError(t, err)
-		c.PublicKeyPEM = string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-		c.RefreshTokens = true
-	}
-	created, err := s.OIDC.Clients().Create(context.Background(), c)
-	require.NoError(t, err)
-	r.client = created
-	r.provider, err = oidc.NewProvider(context.Background(), s.URL)
-	require.NoError(t, err)
-	ep := r.provider.Endpoint()
-	ep.AuthStyle = oauth2.AuthStyleInParams
-	r.cfg = oauth2.Config{ClientID: created.ID, Endpoint: ep, RedirectURL: callback.URL + "/callback", Scopes: append([]string{"openid"}, scopes...)}
-	return r
-}
-
-// authRequest is one authorization request and what it needs to finish.
-type authRequest struct {
-	URL, State, Nonce, Verifier string
-}
-
-func (r *rp) request(extra map[string]string) authRequest {
-	a := authRequest{State: secrets.NewID(), Nonce: secrets.NewID(), Verifier: oauth2.GenerateVerifier()}
-	opts := []oauth2.AuthCodeOption{oidc.Nonce(a.Nonce), oauth2.S256ChallengeOption(a.Verifier)}
-	for k, v := range extra {
-		opts = append(opts, oauth2.SetAuthURLParam(k, v))
-	}
-	a.URL = r.cfg.AuthCodeURL(a.State, opts...)
-	return a
-}
-
-// returned checks that the browser came back to the relying party and
-// returns the query it brought.
-func (r *rp) returned(p *servertest.Page, a authRequest) url.Values {
-	r.t.Helper()
-	require.Equal(r.t, r.callback.URL+"/callback", p.URL.Scheme+"://"+p.URL.Host+p.URL.Path, "ended on %s (%s) %v", p.URL, p.H1(), p.Errors())
-	q := p.URL.Query()
-	require.Equal(r.t, a.State, q.Get("state"))
-	return q
-}
-
-// exchange redeems a code with a private_key_jwt assertion signed RS512
-// and verifies the ID token against the provider's JWKS.
-func (r *rp) exchange(code string, a authRequest) (*oauth2.Token, *oidc.IDToken, map[string]any) {
-	r.t.Helper()
-	ctx := context.Background()
-	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(a.Verifier)}
-	if r.key != nil {
-		opts = append(opts, oauth2.SetAuthURLParam("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-			oauth2.SetAuthURLParam("client_assertion", r.assertion()))
-	}
-	tok, err := r.cfg.Exchange(ctx, code, opts...)
-	require.NoError(r.t, err)
-	raw, ok := tok.Extra("id_token").(string)
-	require.True(r.t, ok, "an id_token in the response")
-	idt, err := r.provider.Verifier(&oidc.Config{ClientID: r.client.ID, SupportedSigningAlgs: []string{oidc.RS512}}).Verify(ctx, raw)
-	require.NoError(r.t, err)
-	require.Equal(r.t, a.Nonce, idt.Nonce)
-	claims := map[string]any{}
-	require.NoError(r.t, idt.Claims(&claims))
-	return tok, idt, claims
-}
-
-func (r *rp) assertion() string {
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS512, Key: r.key}, (&jose.SignerOptions{}).WithType("JWT"))
-	require.NoError(r.t, err)
-	now := time.Now()
-	raw, err := jwt.Signed(signer).Claims(jwt.Claims{
-		Issuer: r.client.ID, Subject: r.client.ID, Audience: jwt.Audience{r.cfg.Endpoint.TokenURL},
-		ID: secrets.NewID(), IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(5 * time.Minute)),
-	}).Serialize()
-	require.NoError(r.t, err)
-	return raw
-}
 
 func setLevel(t *testing.T, s *servertest.Server, email, level string) {
 	t.Helper()
@@ -141,13 +27,13 @@ func setLevel(t *testing.T, s *servertest.Server, email, level string) {
 func TestRelyingPartyThroughThePages(t *testing.T) {
 	dbtest.EachURL(t, func(t *testing.T, dbURL string) {
 		s := servertest.Start(t, dbURL, nil, server.Options{})
-		r := newRP(t, s, false, "profile", "email", "phone")
+		r := servertest.NewRP(t, s, false, "profile", "email", "phone")
 		b := s.NewBrowser(t)
 		ctx := context.Background()
 
 		// A new person arrives from the relying party, creates an account
 		// from the login page, and is taken back through consent.
-		a := r.request(map[string]string{"vtr": `["P0.Cp.Cd"]`})
+		a := r.Request(map[string]string{"vtr": `["P0.Cp.Cd"]`})
 		p := b.Get(a.URL)
 		require.Equal(t, "Log in", p.H1())
 		require.Contains(t, p.Body, "to continue to Test Health Service")
@@ -156,8 +42,8 @@ func TestRelyingPartyThroughThePages(t *testing.T) {
 		require.Contains(t, p.Body, "your email address")
 		require.NotContains(t, p.Body, "NHS number", "profile needs P5: not shared at P0")
 		p = b.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"})
-		q := r.returned(p, a)
-		tok, idt, claims := r.exchange(q.Get("code"), a)
+		q := r.Returned(p, a)
+		tok, idt, claims := r.Exchange(q.Get("code"), a)
 		require.Equal(t, "P0.Cp.Cd", claims["vot"])
 		require.Equal(t, s.URL+"/trustmark/"+s.URL[len("http://"):], claims["vtm"])
 		require.NotEmpty(t, idt.Subject)
@@ -165,7 +51,7 @@ func TestRelyingPartyThroughThePages(t *testing.T) {
 		require.Equal(t, "rp.user@example.org", claims["email"])
 		require.Nil(t, claims["nhs_number"])
 		require.Equal(t, "bearer", tok.TokenType)
-		info, err := r.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		info, err := r.Provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 		require.NoError(t, err)
 		require.Equal(t, idt.Subject, info.Subject)
 		require.Equal(t, "rp.user@example.org", info.Email)
@@ -177,46 +63,46 @@ func TestRelyingPartyThroughThePages(t *testing.T) {
 			{`["P5.Cp.Cd", "P0.Cp.Cd"]`, "P0.Cp.Cd"},
 			{`["P0.Cp.Cd"]`, "P0.Cp.Cd"},
 		} {
-			a := r.request(map[string]string{"vtr": tc.vtr})
-			q := r.returned(b.Get(a.URL), a)
-			_, idt2, claims := r.exchange(q.Get("code"), a)
+			a := r.Request(map[string]string{"vtr": tc.vtr})
+			q := r.Returned(b.Get(a.URL), a)
+			_, idt2, claims := r.Exchange(q.Get("code"), a)
 			require.Equal(t, tc.vot, claims["vot"], tc.vtr)
 			require.Equal(t, idt.Subject, idt2.Subject, "sub is stable")
 		}
-		a = r.request(map[string]string{"vtr": `["P0.Cp.Cd"]`, "prompt": "none"})
-		r.returned(b.Get(a.URL), a)
+		a = r.Request(map[string]string{"vtr": `["P0.Cp.Cd"]`, "prompt": "none"})
+		r.Returned(b.Get(a.URL), a)
 
 		// At P9 the default vector list is met and profile is released
 		// (newly asked, so consent is asked again).
 		setLevel(t, s, "rp.user@example.org", "P9")
-		a = r.request(nil)
+		a = r.Request(nil)
 		p = b.Get(a.URL)
 		require.Equal(t, "Share your details with Test Health Service", p.H1())
 		require.Contains(t, p.Body, "NHS number")
-		q = r.returned(b.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"}), a)
-		_, _, claims = r.exchange(q.Get("code"), a)
+		q = r.Returned(b.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"}), a)
+		_, _, claims = r.Exchange(q.Get("code"), a)
 		require.Equal(t, "P9.Cp.Cd", claims["vot"])
 		require.Equal(t, "P9", claims["identity_proofing_level"])
 
 		// prompt=login asks for the password and code again.
-		a = r.request(map[string]string{"vtr": `["P9.Cp.Cd"]`, "prompt": "login"})
+		a = r.Request(map[string]string{"vtr": `["P9.Cp.Cd"]`, "prompt": "login"})
 		p = b.Get(a.URL)
 		require.Equal(t, "Log in", p.H1())
 		p = s.LogIn(t, b, p, "rp.user@example.org", pw, phone)
-		q = r.returned(p, a)
-		_, _, claims = r.exchange(q.Get("code"), a)
+		q = r.Returned(p, a)
+		_, _, claims = r.Exchange(q.Get("code"), a)
 		require.Equal(t, "P9.Cp.Cd", claims["vot"])
 
 		// A fresh browser with prompt=none cannot sign in silently.
-		a = r.request(map[string]string{"prompt": "none"})
-		q = r.returned(s.NewBrowser(t).Get(a.URL), a)
+		a = r.Request(map[string]string{"prompt": "none"})
+		q = r.Returned(s.NewBrowser(t).Get(a.URL), a)
 		require.Equal(t, "sso_login_required", q.Get("error"))
 
 		// A second browser logs in through the login page of the journey.
 		b2 := s.NewBrowser(t)
-		a = r.request(map[string]string{"vtr": `["P9.Cp.Cd"]`})
-		q = r.returned(s.LogIn(t, b2, b2.Get(a.URL), "rp.user@example.org", pw, phone), a)
-		_, _, claims = r.exchange(q.Get("code"), a)
+		a = r.Request(map[string]string{"vtr": `["P9.Cp.Cd"]`})
+		q = r.Returned(s.LogIn(t, b2, b2.Get(a.URL), "rp.user@example.org", pw, phone), a)
+		_, _, claims = r.Exchange(q.Get("code"), a)
 		require.Equal(t, "P9.Cp.Cd", claims["vot"])
 	})
 }
@@ -225,12 +111,12 @@ func TestRelyingPartyThroughThePages(t *testing.T) {
 // redirects; everything else comes back to the client as an error.
 func TestAuthorizeErrors(t *testing.T) {
 	s := servertest.Start(t, dbtest.SQLiteURL(t), nil, server.Options{})
-	r := newRP(t, s, false, "profile", "basic_demographics", "email")
-	pub := newRP(t, s, true, "email")
+	r := servertest.NewRP(t, s, false, "profile", "basic_demographics", "email")
+	pub := servertest.NewRP(t, s, true, "email")
 	b := s.NewBrowser(t)
 
 	base := func(mod func(url.Values)) string {
-		a := r.request(nil)
+		a := r.Request(nil)
 		u, err := url.Parse(a.URL)
 		require.NoError(t, err)
 		q := u.Query()
@@ -280,7 +166,7 @@ func TestAuthorizeErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := b.Get(base(tc.mod))
-			require.Equal(t, r.callback.URL+"/callback", p.URL.Scheme+"://"+p.URL.Host+p.URL.Path, "%s: %s", p.H1(), p.Errors())
+			require.Equal(t, r.CallbackURL(), p.URL.Scheme+"://"+p.URL.Host+p.URL.Path, "%s: %s", p.H1(), p.Errors())
 			require.Equal(t, tc.code, p.URL.Query().Get("error"))
 			require.NotEmpty(t, p.URL.Query().Get("error_description"))
 		})
@@ -291,7 +177,7 @@ func TestAuthorizeErrors(t *testing.T) {
 		require.Equal(t, "invalid_request", p.URL.Query().Get("error"))
 	})
 	t.Run("public client without PKCE", func(t *testing.T) {
-		a := pub.request(nil)
+		a := pub.Request(nil)
 		u, _ := url.Parse(a.URL)
 		q := u.Query()
 		q.Del("code_challenge")
@@ -304,32 +190,32 @@ func TestAuthorizeErrors(t *testing.T) {
 
 func TestConsentDeclinedAndUplift(t *testing.T) {
 	s := servertest.Start(t, dbtest.SQLiteURL(t), nil, server.Options{})
-	r := newRP(t, s, false, "email")
+	r := servertest.NewRP(t, s, false, "email")
 	b := s.NewBrowser(t)
 	s.CreateAccount(t, b, "decline@example.org", pw, phone)
 
-	a := r.request(map[string]string{"vtr": `["P0.Cp.Cd"]`})
+	a := r.Request(map[string]string{"vtr": `["P0.Cp.Cd"]`})
 	p := b.Get(a.URL)
 	require.Equal(t, "Share your details with Test Health Service", p.H1())
-	q := r.returned(b.Submit(p, "/authorize/consent", map[string]string{"decision": "deny"}), a)
+	q := r.Returned(b.Submit(p, "/authorize/consent", map[string]string{"decision": "deny"}), a)
 	require.Equal(t, "access_denied", q.Get("error"))
 
 	// The default list asks for P9: a P0 person is told, and going back
 	// gives the relying party access_denied.
-	a = r.request(nil)
+	a = r.Request(nil)
 	p = b.Get(a.URL)
 	require.Equal(t, "You need to prove who you are", p.H1())
-	q = r.returned(b.Submit(p, "/authorize/cancel", nil), a)
+	q = r.Returned(b.Submit(p, "/authorize/cancel", nil), a)
 	require.Equal(t, "access_denied", q.Get("error"))
 	require.Contains(t, q.Get("error_description"), "proven their identity")
 
 	// A code is single use: the second exchange fails.
-	a = r.request(map[string]string{"vtr": `["P0.Cp.Cd"]`})
+	a = r.Request(map[string]string{"vtr": `["P0.Cp.Cd"]`})
 	p = b.Get(a.URL)
-	q = r.returned(b.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"}), a)
-	r.exchange(q.Get("code"), a)
-	_, err := r.cfg.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(a.Verifier),
+	q = r.Returned(b.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"}), a)
+	r.Exchange(q.Get("code"), a)
+	_, err := r.Config.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(a.Verifier),
 		oauth2.SetAuthURLParam("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-		oauth2.SetAuthURLParam("client_assertion", r.assertion()))
+		oauth2.SetAuthURLParam("client_assertion", r.Assertion()))
 	require.ErrorContains(t, err, "invalid_grant")
 }

@@ -421,9 +421,9 @@ func TestSettingsNeedASecondFactor(t *testing.T) {
 
 		// A session that proved only the password (an OIDC request for
 		// P0.Cp) may not change settings.
-		r := newRP(t, s, false, "email")
+		r := servertest.NewRP(t, s, false, "email")
 		weak := s.NewBrowser(t)
-		a := r.request(map[string]string{"vtr": `["P0.Cp"]`})
+		a := r.Request(map[string]string{"vtr": `["P0.Cp"]`})
 		p = weak.Get(a.URL)
 		require.Equal(t, "Log in", p.H1())
 		p = weak.Submit(p, "/login", map[string]string{"email": "owner@example.org", "password": pw})
@@ -454,8 +454,8 @@ func TestPasskeyLoginThroughAuthorize(t *testing.T) {
 		addPasskey(t, s, b, d, "")
 		signOut(t, b)
 
-		r := newRP(t, s, false, "email")
-		a := r.request(map[string]string{"vtr": `["P0.Cm"]`})
+		r := servertest.NewRP(t, s, false, "email")
+		a := r.Request(map[string]string{"vtr": `["P0.Cm"]`})
 		p := b.Get(a.URL)
 		require.Contains(t, p.Body, "to continue to Test Health Service")
 		status, ans, _ := passkeyLogin(t, s, b, p, d)
@@ -464,20 +464,20 @@ func TestPasskeyLoginThroughAuthorize(t *testing.T) {
 		p = b.Get(ans["redirect"])
 		require.Equal(t, "Share your details with Test Health Service", p.H1())
 		p = b.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"})
-		_, _, claims := r.exchange(r.returned(p, a).Get("code"), a)
+		_, _, claims := r.Exchange(r.Returned(p, a).Get("code"), a)
 		require.Equal(t, "P0.Cm", claims["vot"])
 		require.Equal(t, "rp.passkey@example.org", claims["email"])
 		require.Equal(t, 1, audited(t, s, "passkey.login", "success"))
 
 		// With the password first, the journey asks for the passkey.
 		signOut(t, b)
-		a = r.request(map[string]string{"vtr": `["P0.Cm"]`})
+		a = r.Request(map[string]string{"vtr": `["P0.Cm"]`})
 		p = b.Submit(b.Get(a.URL), "/login", map[string]string{"email": "rp.passkey@example.org", "password": pw})
 		require.Equal(t, "Use your passkey", p.H1(), p.Errors())
 		status, ans, _ = passkeyLogin(t, s, b, p, d)
 		require.Equal(t, http.StatusOK, status, ans)
 		p = b.Get(ans["redirect"])
-		_, _, claims = r.exchange(r.returned(p, a).Get("code"), a)
+		_, _, claims = r.Exchange(r.Returned(p, a).Get("code"), a)
 		require.Equal(t, "P0.Cm", claims["vot"], "consent was given: straight back")
 
 		// A signature counter going backwards blocks the passkey.
@@ -542,5 +542,30 @@ func TestSettingsDevices(t *testing.T) {
 		js := b.Get("/assets/js/passkey.js")
 		require.Equal(t, http.StatusOK, js.Status)
 		require.Contains(t, js.Body, "parseRequestOptionsFromJSON")
+	})
+}
+
+// A remembered browser proves Cd to a relying party: password only, no code
+// texted, and vot P0.Cp.Cd.
+func TestRememberedBrowserThroughAuthorize(t *testing.T) {
+	dbtest.EachURL(t, func(t *testing.T, dbURL string) {
+		s := servertest.Start(t, dbURL, nil, server.Options{})
+		b := s.NewBrowser(t)
+		s.CreateAccount(t, b, "rp-remember@example.org", pw, phone)
+		signOut(t, b)
+		logInRemembering(t, s, b, "rp-remember@example.org", phone)
+		signOut(t, b)
+
+		r := servertest.NewRP(t, s, false, "email")
+		before := s.CodeFor(t, "+447700900123", "login_code")
+		a := r.Request(map[string]string{"vtr": `["P0.Cp.Cd"]`})
+		p := b.Get(a.URL)
+		require.Equal(t, "Log in", p.H1())
+		p = b.Submit(p, "/login", map[string]string{"email": "rp-remember@example.org", "password": pw})
+		require.Equal(t, "Share your details with Test Health Service", p.H1(), p.Errors())
+		require.Equal(t, before, s.CodeFor(t, "+447700900123", "login_code"), "no code was texted")
+		q := r.Returned(b.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"}), a)
+		_, _, claims := r.Exchange(q.Get("code"), a)
+		require.Equal(t, "P0.Cp.Cd", claims["vot"])
 	})
 }

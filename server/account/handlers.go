@@ -204,10 +204,48 @@ var eventWords = map[string][2]string{
 	"reset.link_used":       {"Password reset link used", ""},
 	"reset.completed":       {"Password changed", ""},
 	"session.signed_out":    {"Signed out", ""},
+
+	"account.signed_out_everywhere":    {"Signed out of all devices", ""},
+	"remembered_browser.added":         {"Browser remembered", ""},
+	"remembered_browser.used":          {"Logged in on a remembered browser", ""},
+	"remembered_browser.forgotten":     {"Remembered browser removed", ""},
+	"remembered_browser.forgotten_all": {"All remembered browsers forgotten", ""},
+	"passkey.added":                    {"Passkey added", ""},
+	"passkey.renamed":                  {"Passkey renamed", ""},
+	"passkey.removed":                  {"Passkey removed", ""},
+	"passkey.login":                    {"Logged in with a passkey", "Passkey login refused"},
+	"passkey.clone_detected":           {"Passkey blocked: it may have been copied", "Passkey blocked: it may have been copied"},
+	"device.renamed":                   {"Phone app renamed", ""},
+	"device.removed":                   {"Phone app removed", ""},
+	"companion.device_enrolled":        {"Phone app registered", "Phone app registration failed"},
+	"companion.device_unregistered":    {"Phone app unregistered", ""},
+	"authorize.code_issued":            {"Logged in to a service", ""},
+	"authorize.consent_given":          {"Agreed to share details with a service", ""},
+	"authorize.consent_declined":       {"Declined to share details with a service", "Declined to share details with a service"},
+	"authorize.fido_login":             {"Logged in with the phone app's fingerprint or face", ""},
+	"authorize.fido_rejected":          {"Phone app login refused", "Phone app login refused"},
 }
+
+// ParseCode reads a 6-digit security code as typed: spaces and hyphens are
+// ignored; anything else makes it invalid.
+func ParseCode(raw string) (string, bool) { return validCode(raw) }
 
 func (h *Handlers) terms(c fiber.Ctx) error {
 	return h.page(c, "terms", web.View{Title: "Terms of use", Data: h.svc.cfg.TermsVersion})
+}
+
+// newPassword checks a new password typed into a form and hashes it. When
+// the password is not acceptable it returns the message for the field.
+func (h *Handlers) newPassword(c fiber.Ctx, email, ifEmpty string) (hash, problem string, err error) {
+	pw := c.FormValue("password")
+	if pw == "" {
+		return "", ifEmpty, nil
+	}
+	hash, err = h.svc.CheckNewPassword(c.Context(), email, pw)
+	if msg, ok := passwordMessage(err); ok {
+		return "", msg, nil
+	}
+	return hash, "", err
 }
 
 // passwordMessage is the sentence for a password policy error.

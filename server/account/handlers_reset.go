@@ -183,18 +183,13 @@ func (h *Handlers) resetNewSubmit(c fiber.Ctx) error {
 		return redirect(c, "/reset-password/code")
 	}
 	v := web.View{Title: "Create a new password"}
-	pw := c.FormValue("password")
-	if pw == "" {
-		v.Errors.Add("password", "Enter a new password")
-		return h.page(c, "reset_new", v)
-	}
-	hash, err := h.svc.CheckNewPassword(c.Context(), st.Email, pw)
-	if msg, ok := passwordMessage(err); ok {
-		v.Errors.Add("password", msg)
-		return h.page(c, "reset_new", v)
-	}
+	hash, problem, err := h.newPassword(c, st.Email, "Enter a new password")
 	if err != nil {
 		return err
+	}
+	if problem != "" {
+		v.Errors.Add("password", problem)
+		return h.page(c, "reset_new", v)
 	}
 	if err := h.svc.SetNewPassword(c.Context(), web.Actor(c), st.AccountID, hash); err != nil {
 		return err

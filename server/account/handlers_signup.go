@@ -103,18 +103,13 @@ func (h *Handlers) passwordSubmit(c fiber.Ctx) error {
 		return redirect(c, where(st))
 	}
 	v := web.View{Title: "Create a password", BackLink: "/create-account/email"}
-	pw := c.FormValue("password")
-	if pw == "" {
-		v.Errors.Add("password", "Enter a password")
-		return h.page(c, "signup_password", v)
-	}
-	hash, err := h.svc.CheckNewPassword(c.Context(), st.Email, pw)
-	if msg, ok := passwordMessage(err); ok {
-		v.Errors.Add("password", msg)
-		return h.page(c, "signup_password", v)
-	}
+	hash, problem, err := h.newPassword(c, st.Email, "Enter a password")
 	if err != nil {
 		return err
+	}
+	if problem != "" {
+		v.Errors.Add("password", problem)
+		return h.page(c, "signup_password", v)
 	}
 	st.PasswordHash, st.Sent, st.SignupID = hash, false, ""
 	saveSignup(c, st)

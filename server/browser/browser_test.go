@@ -4,12 +4,15 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
@@ -58,9 +61,10 @@ func chrome(t *testing.T) context.Context {
 
 // page drives one tab and checks every page it lands on.
 type page struct {
-	t   *testing.T
-	ctx context.Context
-	s   *servertest.Server
+	t    *testing.T
+	ctx  context.Context
+	s    *servertest.Server
+	base string // the URL the browser uses for the server ("" = s.URL)
 }
 
 // expect waits for the page whose h1 is want, then runs axe-core on it.
@@ -69,7 +73,8 @@ func (p *page) expect(want string) {
 	deadline := time.Now().Add(20 * time.Second)
 	var got string
 	for time.Now().Before(deadline) {
-		h, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`(document.querySelector("h1") || {}).textContent || ""`))
+		// A page marked stale by fill is the one being left: wait for the next.
+		h, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`window.__idlinkStale ? "" : ((document.querySelector("h1") || {}).textContent || "")`))
 		if err == nil {
 			got = strings.Join(strings.Fields(h), " ")
 			if got == want {
@@ -117,7 +122,11 @@ func TestAxeFindsProblems(t *testing.T) {
 func (p *page) open(path string) {
 	p.t.Helper()
 	if !strings.HasPrefix(path, "http") {
-		path = p.s.URL + path
+		base := p.base
+		if base == "" {
+			base = p.s.URL
+		}
+		path = base + path
 	}
 	require.NoError(p.t, chromedp.Do(p.ctx, chromedp.Navigate(path)))
 }
@@ -126,7 +135,7 @@ func (p *page) open(path string) {
 // presses its submit button.
 func (p *page) fill(action string, fields map[string]string) {
 	p.t.Helper()
-	var steps []chromedp.Action[chromedp.Void]
+	steps := []chromedp.Action[chromedp.Void]{chromedp.Evaluate[chromedp.Void](`window.__idlinkStale = true`)}
 	for name, v := range fields {
 		sel := fmt.Sprintf(`form[action=%q] [name=%q]`, action, name)
 		if name == "terms" || name == "remember" {
@@ -194,4 +203,102 @@ func TestAccountJourneysInChromium(t *testing.T) {
 	p.expect("Terms of use")
 	p.open("/no-such-page")
 	p.expect("Page not found")
+}
+
+// virtualAuthenticator gives the tab a platform authenticator with user
+// verification (a fingerprint that always matches) through the DevTools
+// WebAuthn domain.
+func virtualAuthenticator(t *testing.T, ctx context.Context) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		if _, err := cdp.Call(ctx, tg, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+			return chromedp.Void{}, err
+		}
+		_, err := cdp.Call(ctx, tg, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
+			Protocol: webauthn.AuthenticatorProtocolCtap2, Transport: webauthn.AuthenticatorTransportInternal,
+			HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
+		}})
+		return chromedp.Void{}, err
+	})
+	require.NoError(t, err, "virtual authenticator")
+}
+
+// waitFor waits until the page's text contains want.
+func (p *page) waitFor(want string) {
+	p.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		body, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.body ? document.body.textContent : ""`))
+		if strings.Contains(body, want) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	msg, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`(document.getElementById("passkey-error-message") || {}).textContent || ""`))
+	p.t.Fatalf("the page never said %q (passkey message %q)", want, msg)
+}
+
+// TestPasskeyJourneyInChromium: create an account, add a passkey from
+// settings, sign out, and sign in with the passkey (autofill) through a
+// relying party's OIDC request for P0.Cm: the ID token says vot P0.Cm.
+func TestPasskeyJourneyInChromium(t *testing.T) {
+	ctx := chrome(t)
+	virtualAuthenticator(t, ctx)
+	s := servertest.Start(t, dbtest.SQLiteURL(t), nil, server.Options{})
+	// WebAuthn needs a domain: the browser opens the server as localhost.
+	base := "http://localhost:" + s.URL[strings.LastIndex(s.URL, ":")+1:]
+	p := &page{t: t, ctx: ctx, s: s, base: base}
+	const email, pw, phone = "passkey@example.org", "correct horse battery", "07700 900457"
+	e164, err := account.ParsePhone(phone, true)
+	require.NoError(t, err)
+
+	p.open("/create-account")
+	p.expect("What is your email address?")
+	p.fill("/create-account/email", map[string]string{"email": email})
+	p.expect("Create a password")
+	p.fill("/create-account/password", map[string]string{"password": pw})
+	p.expect("Accept the terms of use")
+	p.fill("/create-account/terms", map[string]string{"terms": "accept"})
+	p.expect("Check your email")
+	link := s.Latest(t, email, "signup_verify_email").Link
+	p.open(base + link[strings.Index(link, "/create-account/verify"):])
+	p.expect("Confirm your email address")
+	p.fill("/create-account/verify", nil)
+	p.expect("Enter your mobile phone number")
+	p.fill("/create-account/phone", map[string]string{"phone": phone})
+	p.expect("Enter the security code")
+	p.fill("/create-account/code", map[string]string{"code": s.Latest(t, e164, "signup_code").Code})
+	p.expect("Your account")
+
+	p.open("/account/security")
+	p.expect("Security settings")
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible("#passkey-add-button"),
+		chromedp.SendKeys("#passkey-name", "Chromium passkey"), chromedp.Click("#passkey-add-button")))
+	p.waitFor("Your passkey has been added")
+	p.axe()
+
+	p.open("/account")
+	p.expect("Your account")
+	p.fill("/sign-out", nil)
+	p.expect("You have signed out")
+
+	rp := servertest.NewRP(t, s, false, "email")
+	a := rp.Request(map[string]string{"vtr": `["P0.Cm"]`})
+	p.open(base + a.URL[strings.Index(a.URL, "/authorize"):])
+	// The login page offers passkeys by autofill; the virtual
+	// authenticator answers at once, with user verification.
+	p.expect("Share your details with Test Health Service")
+	p.fill("/authorize/consent", nil) // the first form: "Agree and continue"
+	var loc string
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && !strings.HasPrefix(loc, rp.CallbackURL()) {
+		loc, _ = chromedp.Run(ctx, chromedp.Location())
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.True(t, strings.HasPrefix(loc, rp.CallbackURL()), "back at the relying party, not %s", loc)
+	u, err := url.Parse(loc)
+	require.NoError(t, err)
+	require.Equal(t, a.State, u.Query().Get("state"))
+	_, _, claims := rp.Exchange(u.Query().Get("code"), a)
+	require.Equal(t, "P0.Cm", claims["vot"])
 }

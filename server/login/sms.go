@@ -67,7 +67,7 @@ func (f *smsFactor) submit(c fiber.Ctx) error {
 		return redirect(c, "/login")
 	}
 	v := f.view(acct)
-	code, valid := codeDigits(c.FormValue("code"))
+	code, valid := account.ParseCode(c.FormValue("code"))
 	if !valid {
 		v.Errors.Add("code", "Enter the 6-digit security code")
 		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
@@ -104,18 +104,4 @@ func (f *smsFactor) resend(c fiber.Ctx) error {
 	}
 	v.Notice = "We have sent a new security code. Codes sent earlier no longer work."
 	return f.j.r.Render(c, http.StatusOK, "code", v)
-}
-
-func codeDigits(raw string) (string, bool) {
-	out := make([]byte, 0, 6)
-	for i := range len(raw) {
-		switch ch := raw[i]; {
-		case ch >= '0' && ch <= '9':
-			out = append(out, ch)
-		case ch == ' ' || ch == '-':
-		default:
-			return "", false
-		}
-	}
-	return string(out), len(out) == account.CodeLength
 }
