@@ -45,8 +45,13 @@ func (c *stmtCache) get(ctx context.Context, query string) (*sqlx.Stmt, error) {
 		return nil, fmt.Errorf("prepare statement: %w", err)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if prev := c.m[query]; prev != nil {
+		c.mu.Unlock()
+		// Close outside the lock: closing takes the lock of every
+		// connection the statement was prepared on, and such a connection
+		// may be waiting (BEGIN IMMEDIATE) for a transaction whose goroutine
+		// wants this cache's lock: a cycle that only SQLite's busy timeout
+		// would break, with an error.
 		_ = st.Close()
 		return prev, nil
 	}
@@ -54,6 +59,7 @@ func (c *stmtCache) get(ctx context.Context, query string) (*sqlx.Stmt, error) {
 		c.m = map[string]*sqlx.Stmt{}
 	}
 	c.m[query] = st
+	c.mu.Unlock()
 	return st, nil
 }
 
