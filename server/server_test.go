@@ -94,4 +94,7 @@ func TestProviderFailureIsShownAndLosesNothing(t *testing.T) {
 	require.Equal(t, []string{"We could not send the email. Try again."}, got.Errors())
 	// Nothing was lost: the journey is still at the terms step, ready to retry.
 	require.Equal(t, "Accept the terms of use", b.Get("/create-account/terms").H1())
+	n, err := s.Audit.Count(context.Background(), "", "email.send_failed", "failure")
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the failure is an audit event")
 }

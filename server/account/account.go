@@ -301,16 +301,20 @@ func codeKind(p Purpose) notify.Kind {
 
 // ---- email ----
 
-func (s *Service) sendEmail(ctx context.Context, to string, kind notify.Kind, text, link string) error {
+// sendEmail sends one email, at most EmailsPerWindow to an address per
+// CodeWindow. A refusal or a provider failure is an audit event (accountID
+// may be "" when the address has no account yet).
+func (s *Service) sendEmail(ctx context.Context, a audit.Actor, accountID, to string, kind notify.Kind, text, link string) error {
 	allowed, err := s.limiter.Take(ctx, "email:"+s.keys.MAC("email", to), EmailsPerWindow, CodeWindow)
 	if err != nil {
 		return err
 	}
 	if !allowed {
-		return ErrTooManyEmails
+		return errors.Join(ErrTooManyEmails, s.record(ctx, a, "email.rate_limited", audit.Failure, accountID, map[string]any{"kind": kind}))
 	}
 	if err := s.sender.Send(ctx, notify.Message{Channel: notify.Email, To: to, Kind: kind, Text: text, Link: link}); err != nil {
-		return fmt.Errorf("%w: %w", ErrSendFailed, err)
+		return errors.Join(fmt.Errorf("%w: %w", ErrSendFailed, err),
+			s.record(ctx, a, "email.send_failed", audit.Failure, accountID, map[string]any{"kind": kind, "error": err.Error()}))
 	}
 	return nil
 }

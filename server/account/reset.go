@@ -27,7 +27,7 @@ func (s *Service) RequestReset(ctx context.Context, a audit.Actor, email string)
 		return err
 	}
 	link := s.link("/reset-password/verify", token)
-	if err := s.sendEmail(ctx, acct.Email, "reset_email", fmt.Sprintf(
+	if err := s.sendEmail(ctx, a, acct.ID, acct.Email, "reset_email", fmt.Sprintf(
 		"Reset your idlink password: %s\n\nThe link works once and expires in 1 hour. If you did not ask for this, you can ignore this email: your password has not changed.", link), link); err != nil {
 		return err
 	}
@@ -72,11 +72,12 @@ func (s *Service) SetNewPassword(ctx context.Context, a audit.Actor, accountID, 
 		return err
 	}
 	s.metrics.JourneysFinished.WithLabelValues("reset", "completed").Inc()
-	// The change has happened; a failed courtesy email must not undo it.
-	if err := s.sendEmail(ctx, acct.Email, "password_changed",
+	// The change has happened; a failed courtesy email (audited by
+	// sendEmail) must not undo it, unless the audit itself failed.
+	if err := s.sendEmail(ctx, a, accountID, acct.Email, "password_changed",
 		"Your idlink password has been changed and you have been signed out everywhere else. If this was not you, reset your password now.",
-		s.cfg.Issuer+"/forgot-password"); err != nil {
-		return errors.Join(s.record(ctx, a, "notify.failed", audit.Failure, accountID, map[string]any{"kind": "password_changed", "error": err.Error()}))
+		s.cfg.Issuer+"/forgot-password"); err != nil && !errors.Is(err, ErrSendFailed) && !errors.Is(err, ErrTooManyEmails) {
+		return err
 	}
 	return nil
 }

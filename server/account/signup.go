@@ -44,7 +44,7 @@ func ParseEmail(raw string) (string, error) {
 func (s *Service) StartSignup(ctx context.Context, a audit.Actor, email, passwordHash string) (string, error) {
 	s.metrics.JourneysStarted.WithLabelValues("signup").Inc()
 	if _, err := s.st.byEmail(ctx, email); err == nil {
-		if err := s.sendExisting(ctx, email); err != nil {
+		if err := s.sendExisting(ctx, a, email); err != nil {
 			return "", err
 		}
 		return "", s.record(ctx, a, "signup.existing_email", audit.Success, "", nil)
@@ -61,7 +61,7 @@ func (s *Service) StartSignup(ctx context.Context, a audit.Actor, email, passwor
 	if err := s.st.createSignup(ctx, su); err != nil {
 		return "", err
 	}
-	if err := s.sendVerify(ctx, email, token); err != nil {
+	if err := s.sendVerify(ctx, a, email, token); err != nil {
 		return su.ID, err
 	}
 	return su.ID, s.record(ctx, a, "signup.started", audit.Success, "", map[string]any{"signup": su.ID, "terms": s.cfg.TermsVersion})
@@ -72,27 +72,27 @@ func (s *Service) StartSignup(ctx context.Context, a audit.Actor, email, passwor
 // signupID is "".
 func (s *Service) ResendSignup(ctx context.Context, a audit.Actor, signupID, email string) error {
 	if signupID == "" {
-		return s.sendExisting(ctx, email)
+		return s.sendExisting(ctx, a, email)
 	}
 	token := secrets.NewToken()
 	if err := s.st.renewSignupToken(ctx, signupID, s.tokenMAC("signup", token), s.st.nowUTC().Add(SignupLinkLifetime)); err != nil {
 		return err
 	}
-	if err := s.sendVerify(ctx, email, token); err != nil {
+	if err := s.sendVerify(ctx, a, email, token); err != nil {
 		return err
 	}
 	return s.record(ctx, a, "signup.link_resent", audit.Success, "", map[string]any{"signup": signupID})
 }
 
-func (s *Service) sendVerify(ctx context.Context, email, token string) error {
+func (s *Service) sendVerify(ctx context.Context, a audit.Actor, email, token string) error {
 	link := s.link("/create-account/verify", token)
-	return s.sendEmail(ctx, email, "signup_verify_email", fmt.Sprintf(
+	return s.sendEmail(ctx, a, "", email, "signup_verify_email", fmt.Sprintf(
 		"Confirm your email address to continue creating your idlink account: %s\n\nThe link works once and expires in 24 hours. If you did not ask for this, ignore this email.", link), link)
 }
 
-func (s *Service) sendExisting(ctx context.Context, email string) error {
+func (s *Service) sendExisting(ctx context.Context, a audit.Actor, email string) error {
 	link := s.cfg.Issuer + "/login"
-	return s.sendEmail(ctx, email, "signup_existing_account", fmt.Sprintf(
+	return s.sendEmail(ctx, a, "", email, "signup_existing_account", fmt.Sprintf(
 		"Someone tried to create an idlink account with this email address, but you already have one. You can log in at %s. "+
 			"If you have forgotten your password you can reset it there. If this was not you, you do not need to do anything.", link), link)
 }
