@@ -1,0 +1,102 @@
+package push_test
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/require"
+
+	"github.com/idlink/idlink/migrations"
+	"github.com/idlink/idlink/migrations/dbtest"
+	"github.com/idlink/idlink/push"
+)
+
+// replica opens its own pool and PostgreSQL bus on the shared schema.
+func replica(t *testing.T, url string, minReconnect time.Duration) (*sqlx.DB, *push.PGBus) {
+	t.Helper()
+	db, err := migrations.Open(ctx, url)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	bus, err := push.NewPGBus(db, url, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	bus.MinReconnect = minReconnect
+	return db, bus
+}
+
+func TestTwoReplicasOverPostgres(t *testing.T) {
+	url := dbtest.PostgresURL(t)
+	dbA, busA := replica(t, url, 100*time.Millisecond)
+	dbB, busB := replica(t, url, 100*time.Millisecond)
+	require.Equal(t, busA.Channel(), busB.Channel())
+	a := newEnv(t, dbA, envOptions{bus: busA})
+	b := newEnv(t, dbB, envOptions{bus: busB})
+	waitListening(t, busA)
+	waitListening(t, busB)
+
+	d := a.addDevice(t, "acct-1", "token-1")
+	phone := b.connect(t, d) // the phone's socket is held by replica B
+
+	ap, err := a.svc.Create(ctx, req("acct-1")) // the browser logs in through replica A
+	require.NoError(t, err)
+	m := phone.next(t, push.MsgApprovalRequest)
+	require.Equal(t, ap.ID, m.Approval.ID)
+	phone.ack(ap.ID)
+	eventually(t, func() bool { return a.audit.has("push.delivered") }, "A hears B's acknowledgement")
+	require.Empty(t, a.sender.Wakes())
+
+	watched := make(chan push.Approval, 1)
+	go func() {
+		w, _ := a.svc.Watch(ctx, "acct-1", ap.ID, time.Minute)
+		watched <- w
+	}()
+	// The phone's answer reaches replica B.
+	_, err = b.svc.Answer(ctx, d, ap.ID, push.Answer{Decision: push.DecisionApprove, Number: ap.Number, Assertion: assertion(*m.Approval, ap.Number)})
+	require.NoError(t, err)
+	select {
+	case w := <-watched:
+		require.Equal(t, push.StatusApproved, w.Status)
+	case <-time.After(10 * time.Second):
+		t.Fatal("replica A's watcher did not hear the approval")
+	}
+	require.NoError(t, a.svc.Consume(ctx, "acct-1", ap.ID))
+}
+
+func TestBusOutageLosesNoRequest(t *testing.T) {
+	url := dbtest.PostgresURL(t)
+	dbA, busA := replica(t, url, 100*time.Millisecond)
+	// B reconnects only after a second, so the request is published while
+	// B is deaf and can reach the phone only through B's resync.
+	dbB, busB := replica(t, url, time.Second)
+	a := newEnv(t, dbA, envOptions{bus: busA})
+	b := newEnv(t, dbB, envOptions{bus: busB})
+	waitListening(t, busA)
+	waitListening(t, busB)
+	d := a.addDevice(t, "acct-1", "token-1")
+	phone := b.connect(t, d)
+
+	pid, err := busB.BackendPID(ctx)
+	require.NoError(t, err)
+	require.NotZero(t, pid)
+	var ok bool
+	require.NoError(t, dbA.GetContext(ctx, &ok, `SELECT pg_terminate_backend($1)`, pid))
+	require.True(t, ok)
+
+	ap, err := a.svc.Create(ctx, req("acct-1"))
+	require.NoError(t, err)
+	m := phone.next(t, push.MsgApprovalRequest)
+	require.Equal(t, ap.ID, m.Approval.ID, "the request reaches the phone after B reconnects")
+	require.GreaterOrEqual(t, busB.Resyncs(), int64(1))
+	require.Len(t, a.sender.Wakes(), 1, "meanwhile A woke the phone through FCM")
+}
+
+// waitListening waits until the bus's listening connection is up.
+func waitListening(t *testing.T, b *push.PGBus) {
+	t.Helper()
+	eventually(t, func() bool {
+		pid, err := b.BackendPID(ctx)
+		return err == nil && pid != 0
+	}, "bus listening")
+}
