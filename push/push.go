@@ -307,6 +307,20 @@ func (s *Service) Close() {
 
 func (s *Service) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
+// CanAsk reports whether a login of the account may be approved on a
+// phone now: it has an active companion-app device and approvals are not
+// paused.
+func (s *Service) CanAsk(ctx context.Context, accountID string) (bool, error) {
+	if _, paused, err := s.Paused(ctx, accountID); err != nil || paused {
+		return false, err
+	}
+	devices, err := s.d.Devices.ListForAccount(ctx, accountID)
+	if err != nil {
+		return false, fmt.Errorf("push: list devices: %w", err)
+	}
+	return len(devices) > 0, nil
+}
+
 // Create records an approval request for req.AccountID and starts
 // delivering it to the account's devices. It fails with ErrPaused,
 // ErrNoDevice, ErrRateLimited or ErrPending when no request may be made;

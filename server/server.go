@@ -30,6 +30,7 @@ import (
 	"github.com/idlink/idlink/device"
 	"github.com/idlink/idlink/fido"
 	"github.com/idlink/idlink/migrations"
+	"github.com/idlink/idlink/push"
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/config"
@@ -78,6 +79,8 @@ type Server struct {
 	Devices *device.Store
 	// FIDO runs WebAuthn ceremonies for passkeys and the companion app.
 	FIDO *fido.Service
+	// Push asks phones to approve logins.
+	Push *push.Service
 
 	bg     sync.WaitGroup
 	stopBg context.CancelFunc
@@ -179,6 +182,10 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webauthn: %w", err)
 	}
+	if err := s.buildPush(context.Background()); err != nil {
+		return nil, fmt.Errorf("push approvals: %w", err)
+	}
+	s.Login.UsePhoneApprovals(s.Push)
 
 	s.App = fiber.New(fiber.Config{
 		AppName:      "idlink",
@@ -388,6 +395,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
+	// Hijacked WebSockets are not closed by the HTTP server's shutdown:
+	// tell the apps we are going (1001) so they reconnect elsewhere.
+	s.Push.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := s.App.ShutdownWithContext(sctx)
@@ -401,6 +411,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // Close releases the database.
 func (s *Server) Close() error {
+	if s.Push != nil {
+		s.Push.Close()
+	}
 	if s.OIDC != nil {
 		_ = s.OIDC.Close()
 	}
@@ -412,6 +425,13 @@ func (s *Server) startBackground(ctx context.Context) {
 	go func() {
 		defer s.bg.Done()
 		s.OIDC.Maintain(ctx, 30*time.Second)
+	}()
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		if err := s.Push.Run(ctx); err != nil {
+			s.log.Error("push bus stopped", "error", err)
+		}
 	}()
 	s.bg.Add(1)
 	go func() {
@@ -439,6 +459,9 @@ func (s *Server) purge(ctx context.Context) {
 	}
 	if err := s.Devices.Purge(ctx); err != nil {
 		s.log.Warn("purge devices", "error", err)
+	}
+	if err := s.Push.Purge(ctx); err != nil {
+		s.log.Warn("purge push approvals", "error", err)
 	}
 	if _, err := ratelimit.New(s.DB, s.now).PurgeExpired(ctx, 24*time.Hour); err != nil {
 		s.log.Warn("purge rate counters", "error", err)

@@ -17,6 +17,7 @@ func (s *Server) wireCompanion(authorize *oidc.Authorize) error {
 	api, err := companion.New(companion.Config{Issuer: s.OIDC.Issuer()}, companion.Deps{
 		Tokens: s.OIDC, People: people{s.Accounts}, Devices: s.Devices, FIDO: s.FIDO,
 		Limiter: ratelimit.New(s.DB, s.now), Audit: s.Audit, Logger: s.log,
+		Approvals: s.Push, Stream: s.Push.Hub(),
 	})
 	if err != nil {
 		return fmt.Errorf("companion api: %w", err)

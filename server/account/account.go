@@ -319,6 +319,17 @@ func (s *Service) sendEmail(ctx context.Context, a audit.Actor, accountID, to st
 	return nil
 }
 
+// SendSecurityAlert emails the account's owner about something done to
+// their account that they may not have done (a login they reported as not
+// theirs, say). text must hold no secrets.
+func (s *Service) SendSecurityAlert(ctx context.Context, a audit.Actor, accountID string, kind notify.Kind, text string) error {
+	acct, err := s.Account(ctx, accountID)
+	if err != nil {
+		return fmt.Errorf("security alert: %w", err)
+	}
+	return s.sendEmail(ctx, a, accountID, acct.Email, kind, text, s.cfg.Issuer+"/account/security")
+}
+
 func (s *Service) link(path, token string) string {
 	return s.cfg.Issuer + path + "?" + url.Values{"token": {token}}.Encode()
 }

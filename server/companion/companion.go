@@ -27,6 +27,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v3"
@@ -139,6 +140,10 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	Audit   *audit.Log
 	Logger  *slog.Logger
+	// Approvals and Stream serve push approvals (the stream and the
+	// approval calls); without them those routes are not mounted.
+	Approvals Approvals
+	Stream    Stream
 }
 
 // API serves the companion app. Create it with New, mount it with
@@ -146,6 +151,8 @@ type Deps struct {
 type API struct {
 	issuer string
 	d      Deps
+	// writePool lends socket write buffers only while a socket writes.
+	writePool sync.Pool
 }
 
 // New returns the API.
@@ -167,6 +174,7 @@ func (a *API) Register(r fiber.Router) {
 	r.Put(PathPushToken, a.noStore, a.deviceAuth, a.handlePushToken)
 	r.Delete(PathDevice, a.noStore, a.deviceAuth, a.handleUnregister)
 	r.Post(PathFIDOBegin, a.noStore, a.handleFIDOBegin)
+	a.registerApprovals(r)
 }
 
 func (a *API) noStore(c fiber.Ctx) error {
@@ -513,6 +521,9 @@ func (a *API) handleUnregister(c fiber.Ctx) error {
 		if err := a.d.FIDO.RemoveCredential(ctx, d.AccountID, d.FIDOCredentialID); err != nil && !errors.Is(err, fido.ErrUnknownCredential) {
 			a.d.Logger.Error("companion: remove the credential of an unregistered device", "device_id", d.ID, "err", err)
 		}
+	}
+	if a.d.Approvals != nil {
+		a.d.Approvals.DeviceRemoved(ctx, d.ID) // close its sockets on every replica
 	}
 	a.record(c, "companion.device_unregistered", audit.Success, d.AccountID, map[string]any{"device_id": d.ID})
 	return c.SendStatus(http.StatusNoContent)

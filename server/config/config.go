@@ -67,6 +67,13 @@ type Config struct {
 	// RefuseSyncedPasskeys refuses backup-eligible (synced) passkeys
 	// (IDLINK_REFUSE_SYNCED_PASSKEYS=true).
 	RefuseSyncedPasskeys bool
+
+	PushTTL time.Duration // IDLINK_PUSH_TTL: how long a phone approval request waits (default 60s)
+	// FCM wakes sleeping companion apps. Without a project, devices are
+	// reached only over their sockets.
+	FCMProjectID       string // IDLINK_FCM_PROJECT_ID
+	FCMCredentialsFile string // IDLINK_FCM_CREDENTIALS_FILE: service-account key JSON; empty uses application default credentials
+	FCMEndpoint        string // IDLINK_FCM_ENDPOINT: replaces https://fcm.googleapis.com/v1 (a local fake)
 }
 
 // ErrInvalid is wrapped by every configuration error.
@@ -187,6 +194,15 @@ func Load(getenv func(string) string) (Config, error) {
 		bad("IDLINK_REMEMBER_DEVICE_FOR: %v", err)
 	}
 	c.PasskeyAAGUIDs = splitComma(get("IDLINK_PASSKEY_AAGUIDS", ""))
+	if c.PushTTL, err = duration(get("IDLINK_PUSH_TTL", "60s")); err != nil || c.PushTTL < 10*time.Second || c.PushTTL > 10*time.Minute {
+		bad("IDLINK_PUSH_TTL must be a duration from 10s to 10m")
+	}
+	c.FCMProjectID = get("IDLINK_FCM_PROJECT_ID", "")
+	c.FCMCredentialsFile = get("IDLINK_FCM_CREDENTIALS_FILE", "")
+	c.FCMEndpoint = get("IDLINK_FCM_ENDPOINT", "")
+	if c.FCMEndpoint != "" && c.FCMProjectID == "" {
+		bad("IDLINK_FCM_ENDPOINT needs IDLINK_FCM_PROJECT_ID")
+	}
 	switch v := get("IDLINK_REFUSE_SYNCED_PASSKEYS", "false"); v {
 	case "true", "1":
 		c.RefuseSyncedPasskeys = true

@@ -193,7 +193,7 @@ func (j *Journey) next(c fiber.Ctx, st state) error {
 				return redirect(c, "/login")
 			}
 			for _, f := range j.factors {
-				if f.Proves() == missing && j.available(c, f, st, acct) {
+				if proves(f, missing) && j.available(c, f, st, acct) {
 					st.Factor = f.Name()
 					web.Sess(c).Put(stateKey, st)
 					return f.Begin(c, acct)
@@ -216,6 +216,60 @@ func (j *Journey) Proved(c fiber.Ctx, cred trust.Credential) error {
 	st.Factor = ""
 	web.Sess(c).Put(stateKey, st)
 	return j.next(c, st)
+}
+
+// ProvedAll records that the current factor proved every one of creds
+// (a phone approval proves Cd and Cm) and moves on.
+func (j *Journey) ProvedAll(c fiber.Ctx, creds ...trust.Credential) error {
+	st, ok := j.load(c)
+	if !ok || st.AccountID == "" {
+		return redirect(c, "/login")
+	}
+	for _, cred := range creds {
+		st.Proven = st.Proven.With(cred)
+	}
+	st.Factor = ""
+	web.Sess(c).Put(stateKey, st)
+	return j.next(c, st)
+}
+
+// proves reports whether f can prove cred: its main credential, or one of
+// the others it proves at the same time.
+func proves(f Factor, cred trust.Credential) bool {
+	if f.Proves() == cred {
+		return true
+	}
+	if m, ok := f.(interface{ ProvesAll() trust.Credentials }); ok {
+		return m.ProvesAll().Has(cred)
+	}
+	return false
+}
+
+// switchFactor moves the journey from the current factor to the factor
+// named name (a phone approval falling back to a texted code).
+func (j *Journey) switchFactor(c fiber.Ctx, acct account.Account, name string) error {
+	st, ok := j.load(c)
+	if !ok || st.AccountID != acct.ID {
+		return redirect(c, "/login")
+	}
+	for _, f := range j.factors {
+		if f.Name() == name && j.available(c, f, st, acct) {
+			st.Factor = name
+			web.Sess(c).Put(stateKey, st)
+			return f.Begin(c, acct)
+		}
+	}
+	return j.r.ErrorPage(c, http.StatusForbidden, "You cannot log in to this service yet",
+		"This service needs a way of proving who you are that is not set up on your account.")
+}
+
+// takeNotice returns and forgets a notice a factor left for the next page.
+func takeNotice(c fiber.Ctx) string {
+	var n string
+	if web.Sess(c).Get(noticeKey, &n) {
+		web.Sess(c).Delete(noticeKey)
+	}
+	return n
 }
 
 // AccountInProgress returns the account the journey is signing in, for

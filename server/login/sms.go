@@ -58,7 +58,9 @@ func (f *smsFactor) page(c fiber.Ctx) error {
 	if !ok {
 		return redirect(c, "/login")
 	}
-	return f.j.r.Render(c, http.StatusOK, "code", f.view(acct))
+	v := f.view(acct)
+	v.Notice = takeNotice(c)
+	return f.j.r.Render(c, http.StatusOK, "code", v)
 }
 
 func (f *smsFactor) submit(c fiber.Ctx) error {

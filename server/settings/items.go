@@ -222,6 +222,9 @@ func (h *Handlers) removeDevice(c fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if h.d.DeviceRemoved != nil {
+		h.d.DeviceRemoved(c.Context(), id)
+	}
 	if err := h.record(c, "device.removed", audit.Success, acct.ID, map[string]any{"device": id}); err != nil {
 		return err
 	}

@@ -53,6 +53,9 @@ type Deps struct {
 	Audit    *audit.Log
 	// Secure marks cookies Secure (the issuer is https).
 	Secure bool
+	// DeviceRemoved, when set, is told of each removed companion-app
+	// device (push approvals close its sockets on every replica).
+	DeviceRemoved func(ctx context.Context, deviceID string)
 }
 
 // Handlers serves the settings pages. It is safe for concurrent use.
