@@ -42,14 +42,30 @@ var rp = virtualwebauthn.RelyingParty{ID: "localhost", Name: "idlink", Origin: "
 
 // env is a running server with one account signed in on a browser.
 type env struct {
-	t *testing.T
-	s *servertest.Server
-	b *servertest.Browser
+	t   *testing.T
+	s   *servertest.Server
+	b   *servertest.Browser
+	clk *clock // the server's clock, which the phone follows
 }
 
 func start(t *testing.T, dbURL string) *env {
 	t.Helper()
-	s := servertest.Start(t, dbURL, webauthnEnv, server.Options{})
+	return startWith(t, dbURL, webauthnEnv, server.Options{})
+}
+
+// startWithClock starts a server whose clock the test moves.
+func startWithClock(t *testing.T, dbURL string, vars map[string]string) *env {
+	t.Helper()
+	clk := &clock{}
+	e := startWith(t, dbURL, vars, server.Options{Now: clk.Now})
+	e.clk = clk
+	return e
+}
+
+// startWith is start with more configuration.
+func startWith(t *testing.T, dbURL string, vars map[string]string, opt server.Options) *env {
+	t.Helper()
+	s := servertest.Start(t, dbURL, vars, opt)
 	b := s.NewBrowser(t)
 	s.CreateAccount(t, b, email, pw, phoneNumber)
 	// Stop at the app's private-use redirect URI instead of following it.
@@ -201,6 +217,9 @@ func (p *phone) deviceJWT(t *testing.T, key *ecdsa.PrivateKey, aud string, iat, 
 
 func (e *env) deviceAuth(p *phone, path string) string {
 	now := time.Now()
+	if e.clk != nil {
+		now = e.clk.Now()
+	}
 	return "DeviceJWT " + p.deviceJWT(e.t, p.key, e.s.URL+path, now, now.Add(30*time.Second))
 }
 
