@@ -35,6 +35,12 @@ func (e *env) openStream(p *phone) *stream {
 	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.s.URL, "http")+"/app/v1/stream", h)
 	require.NoError(e.t, err)
 	_ = resp.Body.Close()
+	return e.follow(conn)
+}
+
+// follow reads an open stream's messages into a stream.
+func (e *env) follow(conn *websocket.Conn) *stream {
+	e.t.Helper()
 	s := &stream{conn: conn, msgs: make(chan push.Message, 32), closed: make(chan int, 1)}
 	go func() {
 		for {

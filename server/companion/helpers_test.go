@@ -126,13 +126,19 @@ func (e *env) postToken(form url.Values) map[string]any {
 // call sends a JSON request and returns the status and decoded body.
 func (e *env) call(method, path, authorization string, body any) (int, map[string]any) {
 	e.t.Helper()
+	return e.callAt(e.s.URL, method, path, authorization, body)
+}
+
+// callAt is call against base (another replica).
+func (e *env) callAt(base, method, path, authorization string, body any) (int, map[string]any) {
+	e.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		require.NoError(e.t, err)
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, e.s.URL+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	require.NoError(e.t, err)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
