@@ -49,6 +49,10 @@ func (s *Service) deliver(a Approval, devices []device.Device) {
 	defer s.unwait(a.ID, ch)
 
 	view := a.View()
+	ours := make(map[string]bool, len(devices))
+	for _, d := range devices {
+		ours[d.ID] = true
+	}
 	for _, d := range devices {
 		s.publish(ctx, Event{Kind: EventDeliver, ApprovalID: a.ID, AccountID: a.AccountID, DeviceID: d.ID, View: &view})
 	}
@@ -63,6 +67,9 @@ wait:
 		case <-s.done:
 			return
 		case ev := <-ch:
+			if (ev.Kind == EventSent || ev.Kind == EventAcked) && !ours[ev.DeviceID] {
+				continue // only the account's own devices count
+			}
 			switch ev.Kind {
 			case EventSent:
 				sent[ev.DeviceID] = true

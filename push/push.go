@@ -107,8 +107,12 @@ const (
 	DefaultPerWindow    = 5
 	DefaultWindow       = 15 * time.Minute
 	DefaultPause        = time.Hour
-	// Keep is how long closed requests are kept before Purge deletes them.
+	// Keep is how long requests are kept after they expire before Purge
+	// deletes them.
 	Keep = 24 * time.Hour
+	// verifyGrace is how long after expiry an answer may still be under
+	// verification before the request is failed.
+	verifyGrace = time.Minute
 )
 
 // Maximum lengths of the descriptive fields of a request; longer values
@@ -442,6 +446,14 @@ func (s *Service) Result(ctx context.Context, accountID, id string) (Approval, e
 		}
 		return s.Get(ctx, id)
 	}
+	// An answer whose check never finished (the replica stopped while
+	// verifying) fails once the request's time is well past.
+	if a.Status == StatusVerifying && s.nowUTC().After(a.ExpiresAt.Add(verifyGrace)) {
+		if err := s.finish(ctx, a, StatusFailed); err != nil {
+			return Approval{}, err
+		}
+		return s.Get(ctx, id)
+	}
 	return a, nil
 }
 
@@ -688,7 +700,8 @@ func (s *Service) pause(ctx context.Context, accountID string, until time.Time, 
 	return nil
 }
 
-// Purge deletes requests closed more than Keep ago and lapsed pauses.
+// Purge deletes requests that expired more than Keep ago (whatever their
+// status) and lapsed pauses.
 func (s *Service) Purge(ctx context.Context) error {
 	now := s.nowUTC()
 	if _, err := s.d.DB.ExecContext(ctx, s.d.DB.Rebind(`DELETE FROM push_approvals WHERE expires_at <= ?`), now.Add(-Keep)); err != nil {

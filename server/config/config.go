@@ -223,6 +223,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 
 	if c.Env == Production {
+		if c.FCMEndpoint != "" && c.FCMCredentialsFile == "" {
+			bad("production cannot send to IDLINK_FCM_ENDPOINT without IDLINK_FCM_CREDENTIALS_FILE (requests would go unauthenticated)")
+		}
 		if c.NotifyProvider == "sandbox" {
 			bad("production cannot use the sandbox notification provider (set IDLINK_NOTIFY_PROVIDER=notify)")
 		}
