@@ -81,8 +81,11 @@ wait:
 				return
 			}
 		case <-presence.C:
-			if len(sent) == 0 {
-				break wait // no replica holds a socket: wake the phone now
+			// No replica reported a socket: wake the phone now. Without
+			// FCM there is nothing better to do, so a busy replica gets
+			// until the ack timeout before the login falls back.
+			if len(sent) == 0 && s.d.Sender != nil {
+				break wait
 			}
 		case <-ackTimer.C:
 			break wait

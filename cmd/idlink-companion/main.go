@@ -17,6 +17,30 @@
 //	    the assertion as fido_auth_response on /authorize, then the code
 //	    exchanged with private_key_jwt using the relying party's key; prints
 //	    the verified ID token claims as JSON.
+//	idlink-companion listen [-auto deny|report|approve -after 2s -number NN] [-once]
+//	    holds the phone's stream (GET /app/v1/stream, a WebSocket), prints
+//	    each login request (who, where, what, until when) as it arrives and
+//	    acknowledges it at once. Interactively it then reads a line: the
+//	    two-digit number the browser shows approves (a FIDO assertion over
+//	    the approval challenge; the state file is saved as the counter
+//	    moved), "n" denies, "x" reports "this wasn't me". With -auto it
+//	    answers by itself after -after; -auto approve needs -number, which
+//	    the person reads from the browser's "Check your phone" page (the
+//	    phone is never sent it). It reconnects with back-off (0.5 s doubling
+//	    to 30 s, with jitter) when the socket closes, and stops when the
+//	    device has been removed. -once stops after one answered request.
+//	idlink-companion load -devices devices.json [-procs P] [-url U | -urls A,B] [-source-ips 127.0.0.2,…]
+//	                      [-bench-rate R [-bench-url U] -answer none|deny|approve] [-server-pid PID]
+//	    load test with the devices written by "idlink dev seed-devices": one
+//	    socket per device (-concurrency connects at a time, from the
+//	    -source-ips in turn), every request acknowledged and its delivery
+//	    latency (receipt − created_at) recorded; with -bench-rate the
+//	    development endpoint POST /dev/push/bench creates a request per
+//	    account at that rate once all sockets are connected (-bench-url may
+//	    be another replica) and reports each number, so -answer approve
+//	    approves with the right number. Prints a progress line every 5 s
+//	    and a JSON report at the end; -procs spreads the sockets over
+//	    several processes (at most 6,000 each) and merges their reports.
 //
 // It only talks to the URL it is given.
 package main
@@ -28,6 +52,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 )
 
@@ -36,9 +62,15 @@ func main() {
 		usage(os.Stderr)
 		os.Exit(2)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := run(ctx, os.Args[1], os.Args[2:], os.Stdin, os.Stdout); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if cmd := os.Args[1]; cmd != "listen" && cmd != "load" {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+	}
+	err := run(ctx, os.Args[1], os.Args[2:], os.Stdin, os.Stdout)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "idlink-companion:", err)
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
@@ -50,7 +82,7 @@ func main() {
 var errUsage = errors.New("usage")
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: idlink-companion enrol|whoami|login [flags] (-h for the flags of each)")
+	fmt.Fprintln(w, "usage: idlink-companion enrol|whoami|login|listen|load [flags] (-h for the flags of each)")
 }
 
 // run executes one subcommand; stdin gives the security code when it is
@@ -125,6 +157,29 @@ func run(ctx context.Context, cmd string, args []string, stdin io.Reader, stdout
 			return err
 		}
 		return printJSON(stdout, claims)
+	case "listen":
+		o := listenOptions{In: stdin, Out: stdout}
+		fs.StringVar(&o.Auto, "auto", "", "answer by itself: deny, report or approve (default: read each answer from standard input)")
+		fs.DurationVar(&o.After, "after", 2*time.Second, "how long an automatic answer waits")
+		fs.IntVar(&o.Number, "number", 0, "the two-digit number the browser shows, for -auto approve (read it from the browser's page)")
+		fs.BoolVar(&o.Once, "once", false, "stop after one answered request")
+		if err := fs.Parse(args); err != nil {
+			return errUsage
+		}
+		st, err := loadState(*stateFile)
+		if err != nil {
+			return err
+		}
+		o.StateFile = *stateFile
+		return listen(ctx, st, o)
+	case "load":
+		o := loadOptions{Progress: os.Stderr, Stdin: stdin}
+		finish := loadFlags(fs, &o)
+		if err := fs.Parse(args); err != nil {
+			return errUsage
+		}
+		finish()
+		return runLoad(ctx, o, stdout)
 	}
-	return fmt.Errorf("%w: unknown command %q (enrol, whoami or login)", errUsage, cmd)
+	return fmt.Errorf("%w: unknown command %q (enrol, whoami, login, listen or load)", errUsage, cmd)
 }

@@ -4,6 +4,13 @@
 //	idlink migrate    bring the database schema up to date and exit
 //	idlink client …   register and manage relying parties (OIDC clients)
 //	idlink keys …     list or rotate the token-signing keys
+//	idlink dev seed-devices -n 15000 -out devices.json
+//	                  development only (IDLINK_ENV=development): create N
+//	                  active accounts, each with a companion-app device
+//	                  registered through the real FIDO ceremony, and write
+//	                  the devices' keys (the idlink-companion state format,
+//	                  plus account_id) as a JSON array, mode 0600, for
+//	                  "idlink-companion listen" and "idlink-companion load"
 //
 // Configuration comes from IDLINK_* environment variables; see README.md.
 package main
@@ -45,6 +52,7 @@ commands:
   migrate    bring the database schema up to date and exit
   client     create | list | show | update | delete relying parties
   keys       list | rotate token-signing keys
+  dev        seed-devices -n N -out FILE (IDLINK_ENV=development only)
 `
 
 // run executes one command; main is only its shell, so tests can call it.
@@ -73,6 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return clientCommand(ctx, app, args[1:])
 		}
 		return keysCommand(ctx, app, args[1:])
+	case "dev":
+		return devCommand(ctx, cfg, getenv, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
