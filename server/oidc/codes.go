@@ -297,6 +297,17 @@ func (s *Server) revokeGrant(ctx context.Context, grantID string) error {
 	return nil
 }
 
+// RevokeAccount revokes every grant of an account (a person PDS marks as
+// deceased): their refresh tokens are refused and their access tokens
+// rejected. It returns how many grants it revoked.
+func (s *Server) RevokeAccount(ctx context.Context, accountID string) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE oidc_grants SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL`), s.now(), accountID)
+	if err != nil {
+		return 0, fmt.Errorf("revoke account grants: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // pkceMatches checks an S256 code_verifier against its challenge.
 func pkceMatches(challenge, verifier string) bool {
 	sum := sha256.Sum256([]byte(verifier))
