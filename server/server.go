@@ -34,6 +34,9 @@ import (
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/config"
+	"github.com/idlink/idlink/server/identity"
+	"github.com/idlink/idlink/server/identity/gp"
+	"github.com/idlink/idlink/server/identity/pds"
 	"github.com/idlink/idlink/server/login"
 	"github.com/idlink/idlink/server/metrics"
 	"github.com/idlink/idlink/server/notify"
@@ -81,6 +84,14 @@ type Server struct {
 	FIDO *fido.Service
 	// Push asks phones to approve logins.
 	Push *push.Service
+	// Identity proves who people are (P5, P9) and checks PDS at login.
+	Identity *identity.Service
+	// people gives the OIDC provider its claims.
+	people *people
+	// PDSSandbox is the in-process PDS dataset (nil with the FHIR client);
+	// GP is the GP linkage sandbox.
+	PDSSandbox *pds.Sandbox
+	GP         *gp.Sandbox
 
 	bg     sync.WaitGroup
 	stopBg context.CancelFunc
@@ -159,10 +170,11 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 	accountPages := account.NewHandlers(s.Accounts, s.Renderer, s.Audit, s.Sessions)
 	s.Login = login.New(s.Accounts, accountPages, s.Renderer, s.Audit, s.Metrics, opt.Now)
 	accountPages.SetSignIn(s.Login)
+	s.people = &people{accounts: s.Accounts} // identity joins once built
 	s.OIDC, err = oidc.New(oidc.Config{
 		Issuer: cfg.Issuer, Development: cfg.Dev(), AdminToken: cfg.AdminToken,
 		AllowedAssertedPairs: cfg.AssertedLoginPairs, Now: opt.Now,
-	}, oidc.Deps{DB: db, Keyring: keys, People: people{s.Accounts}, Audit: s.Audit, Logger: opt.Logger})
+	}, oidc.Deps{DB: db, Keyring: keys, People: s.people, Audit: s.Audit, Logger: opt.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("oidc: %w", err)
 	}
@@ -186,11 +198,19 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 		return nil, fmt.Errorf("push approvals: %w", err)
 	}
 	s.Login.UsePhoneApprovals(s.Push)
+	if err := s.buildIdentity(context.Background(), keys); err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	s.people.identity = s.Identity
 
 	s.App = fiber.New(fiber.Config{
 		AppName:      "idlink",
 		ErrorHandler: s.handleError,
-		BodyLimit:    1 << 20,
+		// Photo ID uploads need more than the 1 MiB every other route
+		// allows (limitBody); bodies are streamed so that a large one is
+		// refused from its Content-Length before it is read.
+		BodyLimit:         cfg.MaxUpload,
+		StreamRequestBody: true,
 		// Authorization requests carry JWTs and WebAuthn responses in the
 		// query string: allow 16 KiB of request line and headers.
 		ReadBufferSize: 16 << 10,
@@ -204,6 +224,7 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 		ProxyHeader: proxyHeader(cfg),
 	})
 	s.App.Use(s.observe)
+	s.App.Use(limitBody(1<<20, cfg.MaxUpload, "/prove/photo"))
 	s.App.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c fiber.Ctx, e any) {
 		s.log.Error("panic", "request_id", web.RequestID(c), "panic", fmt.Sprint(e))
 	}}))
@@ -462,6 +483,16 @@ func (s *Server) purge(ctx context.Context) {
 	}
 	if err := s.Push.Purge(ctx); err != nil {
 		s.log.Warn("purge push approvals", "error", err)
+	}
+	if n, err := s.Identity.PurgeEvidence(ctx); err != nil {
+		s.log.Warn("purge identity evidence", "error", err)
+	} else if n > 0 {
+		s.log.Info("identity evidence deleted after retention", "checks", n)
+	}
+	if n, err := s.Identity.RetryPending(ctx, audit.Actor{RequestID: "pds-retry"}); err != nil {
+		s.log.Warn("retry PDS checks", "error", err)
+	} else if n > 0 {
+		s.log.Info("PDS checks retried", "accounts", n)
 	}
 	if _, err := ratelimit.New(s.DB, s.now).PurgeExpired(ctx, 24*time.Hour); err != nil {
 		s.log.Warn("purge rate counters", "error", err)

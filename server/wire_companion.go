@@ -15,7 +15,7 @@ import (
 func (s *Server) wireCompanion(authorize *oidc.Authorize) error {
 	authorize.UseFIDO(s.FIDO)
 	api, err := companion.New(companion.Config{Issuer: s.OIDC.Issuer()}, companion.Deps{
-		Tokens: s.OIDC, People: people{s.Accounts}, Devices: s.Devices, FIDO: s.FIDO,
+		Tokens: s.OIDC, People: s.people, Devices: s.Devices, FIDO: s.FIDO,
 		Limiter: ratelimit.New(s.DB, s.now), Audit: s.Audit, Logger: s.log,
 		Approvals: s.Push, Stream: s.Push.Hub(),
 	})

@@ -74,6 +74,21 @@ type Config struct {
 	FCMProjectID       string // IDLINK_FCM_PROJECT_ID
 	FCMCredentialsFile string // IDLINK_FCM_CREDENTIALS_FILE: service-account key JSON; empty uses application default credentials
 	FCMEndpoint        string // IDLINK_FCM_ENDPOINT: replaces https://fcm.googleapis.com/v1 (a local fake)
+
+	// PDSProvider is "sandbox" (the shipped synthetic dataset, in-process)
+	// or "fhir" (the PDS FHIR R4 API) (IDLINK_PDS_PROVIDER).
+	PDSProvider string
+	PDSBaseURL  string // IDLINK_PDS_BASE_URL: the FHIR root, e.g. https://int.api.service.nhs.uk/personal-demographics/FHIR/R4
+	PDSTokenURL string // IDLINK_PDS_TOKEN_URL: the API platform's token endpoint
+	PDSClientID string // IDLINK_PDS_CLIENT_ID: the application's API key
+	PDSKeyFile  string // IDLINK_PDS_KEY_FILE: PEM RSA private key signing client assertions
+	PDSKeyID    string // IDLINK_PDS_KEY_ID: its kid at the API platform
+
+	MediaDir       string        // IDLINK_MEDIA_DIR: encrypted photo ID evidence (default DATA_DIR/media)
+	MediaRetention time.Duration // IDLINK_MEDIA_RETENTION: evidence kept this long after the decision (default 168h)
+	// MaxUpload bounds a photo ID upload (photo and video in one form)
+	// (IDLINK_MAX_UPLOAD_MB, default 64).
+	MaxUpload int
 }
 
 // ErrInvalid is wrapped by every configuration error.
@@ -197,6 +212,29 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.PushTTL, err = duration(get("IDLINK_PUSH_TTL", "60s")); err != nil || c.PushTTL < 10*time.Second || c.PushTTL > 10*time.Minute {
 		bad("IDLINK_PUSH_TTL must be a duration from 10s to 10m")
 	}
+	c.PDSProvider = get("IDLINK_PDS_PROVIDER", "sandbox")
+	c.PDSBaseURL = get("IDLINK_PDS_BASE_URL", "")
+	c.PDSTokenURL = get("IDLINK_PDS_TOKEN_URL", "")
+	c.PDSClientID = get("IDLINK_PDS_CLIENT_ID", "")
+	c.PDSKeyFile = get("IDLINK_PDS_KEY_FILE", "")
+	c.PDSKeyID = get("IDLINK_PDS_KEY_ID", "")
+	switch c.PDSProvider {
+	case "sandbox":
+	case "fhir":
+		if c.PDSBaseURL == "" || c.PDSTokenURL == "" || c.PDSClientID == "" || c.PDSKeyFile == "" || c.PDSKeyID == "" {
+			bad("IDLINK_PDS_PROVIDER=fhir needs IDLINK_PDS_BASE_URL, IDLINK_PDS_TOKEN_URL, IDLINK_PDS_CLIENT_ID, IDLINK_PDS_KEY_FILE and IDLINK_PDS_KEY_ID")
+		}
+	default:
+		bad("IDLINK_PDS_PROVIDER must be sandbox or fhir")
+	}
+	c.MediaDir = get("IDLINK_MEDIA_DIR", filepath.Join(c.DataDir, "media"))
+	if c.MediaRetention, err = duration(get("IDLINK_MEDIA_RETENTION", "168h")); err != nil || c.MediaRetention <= 0 {
+		bad("IDLINK_MEDIA_RETENTION must be a positive duration")
+	}
+	if c.MaxUpload, err = strconv.Atoi(get("IDLINK_MAX_UPLOAD_MB", "64")); err != nil || c.MaxUpload < 2 || c.MaxUpload > 512 {
+		bad("IDLINK_MAX_UPLOAD_MB must be a number of megabytes from 2 to 512")
+	}
+	c.MaxUpload <<= 20
 	c.FCMProjectID = get("IDLINK_FCM_PROJECT_ID", "")
 	c.FCMCredentialsFile = get("IDLINK_FCM_CREDENTIALS_FILE", "")
 	c.FCMEndpoint = get("IDLINK_FCM_ENDPOINT", "")
@@ -223,6 +261,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 
 	if c.Env == Production {
+		if c.PDSProvider == "sandbox" {
+			bad("production cannot use the PDS sandbox (set IDLINK_PDS_PROVIDER=fhir)")
+		}
 		if c.FCMEndpoint != "" && c.FCMCredentialsFile == "" {
 			bad("production cannot send to IDLINK_FCM_ENDPOINT without IDLINK_FCM_CREDENTIALS_FILE (requests would go unauthenticated)")
 		}

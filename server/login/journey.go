@@ -105,6 +105,8 @@ type Journey struct {
 	remember *rememberFactor
 	// passkeys runs passkey logins, when enabled.
 	passkeys Passkeys
+	// check runs on every completed login, when set.
+	check LoginCheck
 }
 
 // New returns the login journey with the texted security code as its
@@ -287,15 +289,35 @@ func (j *Journey) AccountInProgress(c fiber.Ctx, factor string) (account.Account
 }
 
 func (j *Journey) complete(c fiber.Ctx, st state) error {
-	if err := j.signIn(c, st); err != nil {
+	if err := j.signIn(c, st); errors.Is(err, ErrAccountBlocked) {
+		web.Sess(c).Delete(stateKey)
+		j.metrics.JourneysFinished.WithLabelValues("login", "blocked").Inc()
+		return j.r.ErrorPage(c, http.StatusForbidden, "You cannot log in with this account",
+			"This account can no longer be used. If you think this is a mistake, contact us.")
+	} else if err != nil {
 		return err
 	}
 	return redirect(c, st.ReturnTo)
 }
 
+// LoginCheck runs when a login completes, before the session is signed
+// in (identity's check of the person's record). An error wrapping
+// ErrAccountBlocked refuses the login; any other error fails it.
+type LoginCheck interface {
+	CheckLogin(ctx context.Context, a audit.Actor, accountID string) error
+}
+
+// UseLoginCheck sets the check run on every completed login.
+func (j *Journey) UseLoginCheck(lc LoginCheck) { j.check = lc }
+
 // signIn records the completed login in the session: a new session id,
 // the auth record and an audit event.
 func (j *Journey) signIn(c fiber.Ctx, st state) error {
+	if j.check != nil {
+		if err := j.check.CheckLogin(c.Context(), web.Actor(c), st.AccountID); err != nil {
+			return fmt.Errorf("login check: %w", err)
+		}
+	}
 	s := web.Sess(c)
 	s.Renew() // a new id for the signed-in session: no fixation
 	s.SetAccount(st.AccountID)

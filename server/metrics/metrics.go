@@ -17,7 +17,11 @@ type Metrics struct {
 	JourneysFinished *prometheus.CounterVec   // by journey, outcome
 	CodesSent        *prometheus.CounterVec   // by purpose, result
 	Lockouts         prometheus.Counter
+	PDSChecks        *prometheus.CounterVec // per-login PDS checks by outcome
 }
+
+// Inc counts one per-login PDS check with its outcome (identity.Counter).
+func (m *Metrics) Inc(outcome string) { m.PDSChecks.WithLabelValues(outcome).Inc() }
 
 // New creates the collectors and registers them, with the Go runtime and
 // process collectors, on a new registry.
@@ -43,8 +47,11 @@ func New() *Metrics {
 		Lockouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "idlink_account_lockouts_total", Help: "Accounts locked after too many wrong passwords.",
 		}),
+		PDSChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_pds_login_checks_total", Help: "PDS checks at login by outcome (ok, no_record, unavailable, not_found, deceased).",
+		}, []string{"outcome"}),
 	}
-	m.Registry.MustRegister(m.Requests, m.Latency, m.JourneysStarted, m.JourneysFinished, m.CodesSent, m.Lockouts,
+	m.Registry.MustRegister(m.Requests, m.Latency, m.JourneysStarted, m.JourneysFinished, m.CodesSent, m.Lockouts, m.PDSChecks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -471,11 +471,14 @@ func (a *Authorize) uplift(c fiber.Ctx, req pending, client *Client, person Pers
 		}
 	}
 	return a.r.Render(c, http.StatusOK, "uplift", web.View{Title: "You need to prove who you are",
-		Data: upliftView{RequestID: req.ID, ClientName: client.Name, Have: person.ProofingLevel.String(), Need: need.String()}})
+		Data: upliftView{RequestID: req.ID, ClientName: client.Name, Have: person.ProofingLevel.String(), Need: need.String(),
+			ReturnTo: "/authorize/continue?id=" + url.QueryEscape(req.ID)}})
 }
 
+// upliftView is what the proving-level page shows; ReturnTo brings the
+// person back to this request once they have proven enough.
 type upliftView struct {
-	RequestID, ClientName, Have, Need string
+	RequestID, ClientName, Have, Need, ReturnTo string
 }
 
 func (a *Authorize) handleCancel(c fiber.Ctx) error {
@@ -484,8 +487,11 @@ func (a *Authorize) handleCancel(c fiber.Ctx) error {
 		return err
 	}
 	desc := "the person cancelled"
-	if c.FormValue("reason") == "uplift" {
+	switch c.FormValue("reason") {
+	case "uplift":
 		desc = "the person has not proven their identity to the level the service asked for"
+	case "photo_review":
+		desc = "identity verification is in progress (photo ID review); the person can log in again once it is complete"
 	}
 	return a.finishError(c, req, authzErr("access_denied", "%s", desc))
 }

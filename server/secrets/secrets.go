@@ -78,6 +78,10 @@ func NewKeyring(master []byte) (*Keyring, error) {
 	return &Keyring{master: append([]byte(nil), master...)}, nil
 }
 
+// Derive returns a 32-byte key for another component (the evidence
+// store's encryption key, say), bound to purpose.
+func (k *Keyring) Derive(purpose string) []byte { return k.derive("derived:" + purpose) }
+
 func (k *Keyring) derive(purpose string) []byte {
 	key, err := hkdf.Key(sha256.New, k.master, nil, "idlink:"+purpose, 32)
 	if err != nil {
