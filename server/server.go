@@ -240,6 +240,8 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 	accountPages.Register(p)
 	s.Login.Register(p)
 	s.registerSettings(p, accountPages)
+	identity.NewPages(s.Identity, identity.PageDeps{Login: s.Login, Renderer: s.Renderer, Audit: s.Audit}).Register(p)
+	identity.NewAdmin(s.Identity, identity.AdminDeps{Login: s.Login, Renderer: s.Renderer}).Register(p)
 	authorize.Register(p)
 	s.OIDC.Register(s.App)
 	if err := s.wireCompanion(authorize); err != nil {

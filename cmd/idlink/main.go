@@ -4,6 +4,8 @@
 //	idlink migrate    bring the database schema up to date and exit
 //	idlink client …   register and manage relying parties (OIDC clients)
 //	idlink keys …     list or rotate the token-signing keys
+//	idlink staff …    give accounts a back-office role (id_checker, admin),
+//	                  remove it, or list the staff
 //	idlink dev seed-devices -n 15000 -out devices.json
 //	                  development only (IDLINK_ENV=development): create N
 //	                  active accounts, each with a companion-app device
@@ -21,9 +23,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // served only on IDLINK_DEBUG_ADDR
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/idlink/idlink/migrations"
 	"github.com/idlink/idlink/server"
@@ -52,6 +57,7 @@ commands:
   migrate    bring the database schema up to date and exit
   client     create | list | show | update | delete relying parties
   keys       list | rotate token-signing keys
+  staff      set -email X -role id_checker|admin | remove -email X | list
   dev        seed-devices -n N -out FILE (IDLINK_ENV=development only)
 `
 
@@ -70,15 +76,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, cfg, stdout)
 	case "migrate":
 		return migrate(ctx, cfg, stdout)
-	case "client", "keys":
+	case "client", "keys", "staff":
 		srv, err := server.New(ctx, cfg, server.Options{Logger: server.NewLogger("warn")})
 		if err != nil {
 			return err
 		}
 		defer srv.Close()
 		app := &cliApp{srv: srv, stdout: stdout, stderr: stderr}
-		if args[0] == "client" {
+		switch args[0] {
+		case "client":
 			return clientCommand(ctx, app, args[1:])
+		case "staff":
+			return staffCommand(ctx, app, args[1:])
 		}
 		return keysCommand(ctx, app, args[1:])
 	case "dev":
@@ -117,6 +126,14 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 	}
 	if cfg.Dev() {
 		fmt.Fprintf(stdout, "  emails and text messages go to the development outbox: %s/dev/outbox\n", cfg.Issuer)
+	}
+	if addr := os.Getenv("IDLINK_DEBUG_ADDR"); addr != "" {
+		// Profiles for the operator (go tool pprof), on an address of its
+		// own that is never the public one.
+		dbg := &http.Server{Addr: addr, Handler: http.DefaultServeMux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = dbg.ListenAndServe() }()
+		defer dbg.Close()
+		fmt.Fprintf(stdout, "  profiles on http://%s/debug/pprof/\n", addr)
 	}
 	fmt.Fprintf(stdout, "  listening on %s (Ctrl-C to stop)\n", ln.Addr())
 	return srv.Serve(ctx, ln)
