@@ -65,7 +65,12 @@ func (a *API) registerApprovals(r fiber.Router) {
 	}
 	upgrade := fws.New(func(conn *fws.Conn) {
 		d, _ := conn.Locals(localDevice).(device.Device)
-		_ = a.d.Stream.Serve(d, conn.Conn)
+		// Serve the socket from a goroutine of its own and return: the
+		// upgrade's goroutine (deep in the HTTP server, with its request
+		// context and the add-on's copies of headers and locals) then
+		// ends and frees all that; the add-on keeps hijacked connections
+		// open, and the hub closes them.
+		go func(ws *websocket.Conn) { _ = a.d.Stream.Serve(d, ws) }(conn.Conn)
 	}, fws.Config{
 		// The app sends no Origin; a browser page may only connect from
 		// our own origin (and cannot send the device JWT anyway).
