@@ -125,19 +125,10 @@ func (h *Hub) Serve(dev device.Device, sock Socket) error {
 	}
 	defer h.remove(c)
 
-	hello, _ := json.Marshal(Message{Type: MsgHello, DeviceID: dev.ID, PingInterval: int(PingInterval / time.Second)})
-	if err := c.write(hello); err != nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	pending, err := h.s.Pending(ctx, dev.AccountID)
-	cancel()
-	if err != nil {
-		h.s.log.Error("push: pending requests for a new socket", "device_id", dev.ID, "err", err)
-	}
-	for _, a := range pending {
-		h.sendRequest(c, a.View())
-	}
+	// The greeting reads the database: it runs on a goroutine of its own
+	// so that this one, which lives as long as the socket, keeps the
+	// small stack a read loop needs.
+	go h.greet(c)
 	for {
 		_, data, err := sock.ReadMessage()
 		if err != nil {
@@ -149,7 +140,24 @@ func (h *Hub) Serve(dev device.Device, sock Socket) error {
 			_ = sock.WriteControl(closeMessage, closePayload(CloseInvalidPayload, "only ack messages are accepted"), time.Now().Add(time.Second))
 			return nil
 		}
-		h.s.publish(context.Background(), Event{Kind: EventAcked, ApprovalID: m.ID, DeviceID: dev.ID, AccountID: dev.AccountID})
+		go h.s.publish(context.Background(), Event{Kind: EventAcked, ApprovalID: m.ID, DeviceID: dev.ID, AccountID: dev.AccountID})
+	}
+}
+
+// greet sends a new socket its hello and the account's pending requests.
+func (h *Hub) greet(c *conn) {
+	hello, _ := json.Marshal(Message{Type: MsgHello, DeviceID: c.deviceID, PingInterval: int(PingInterval / time.Second)})
+	if err := c.write(hello); err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	pending, err := h.s.Pending(ctx, c.accountID)
+	cancel()
+	if err != nil {
+		h.s.log.Error("push: pending requests for a new socket", "device_id", c.deviceID, "err", err)
+	}
+	for _, a := range pending {
+		h.sendRequest(c, a.View())
 	}
 }
 

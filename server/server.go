@@ -84,6 +84,9 @@ type Server struct {
 	FIDO *fido.Service
 	// Push asks phones to approve logins.
 	Push *push.Service
+	// StreamApp serves only the companion app's stream on
+	// IDLINK_STREAM_ADDR (nil when unset).
+	StreamApp *fiber.App
 	// Identity proves who people are (P5, P9) and checks PDS at login.
 	Identity *identity.Service
 	// people gives the OIDC provider its claims.
@@ -410,6 +413,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		errc <- s.App.Listener(ln, fiber.ListenConfig{DisableStartupMessage: true})
 	}()
+	if s.StreamApp != nil {
+		sln, err := net.Listen("tcp", s.cfg.StreamAddr)
+		if err != nil {
+			stop()
+			_ = s.App.Shutdown()
+			s.bg.Wait()
+			return fmt.Errorf("listen on IDLINK_STREAM_ADDR %s: %w", s.cfg.StreamAddr, err)
+		}
+		s.log.Info("stream listener", "addr", sln.Addr().String())
+		go func() {
+			if err := s.StreamApp.Listener(sln, fiber.ListenConfig{DisableStartupMessage: true}); err != nil {
+				s.log.Error("stream listener stopped", "error", err)
+			}
+		}()
+	}
 	select {
 	case err := <-errc:
 		stop()
@@ -423,6 +441,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.Push.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	if s.StreamApp != nil {
+		_ = s.StreamApp.ShutdownWithContext(sctx)
+	}
 	err := s.App.ShutdownWithContext(sctx)
 	stop()
 	s.bg.Wait()

@@ -59,39 +59,7 @@ func (a *API) registerApprovals(r fiber.Router) {
 	if a.d.Approvals == nil || a.d.Stream == nil {
 		return
 	}
-	origin := a.issuer
-	if u, err := url.Parse(a.issuer); err == nil {
-		origin = u.Scheme + "://" + u.Host
-	}
-	upgrade := fws.New(func(conn *fws.Conn) {
-		d, _ := conn.Locals(localDevice).(device.Device)
-		// Serve the socket from a goroutine of its own and return: the
-		// upgrade's goroutine (deep in the HTTP server, with its request
-		// context and the add-on's copies of headers and locals) then
-		// ends and frees all that; the add-on keeps hijacked connections
-		// open, and the hub closes them.
-		go func(ws *websocket.Conn) { _ = a.d.Stream.Serve(d, ws) }(conn.Conn)
-	}, fws.Config{
-		// The app sends no Origin; a browser page may only connect from
-		// our own origin (and cannot send the device JWT anyway).
-		Origins: []string{origin}, AllowEmptyOrigin: true,
-		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   socketReadBuffer, WriteBufferSize: socketWriteBuffer,
-		WriteBufferPool: &a.writePool,
-		RecoverHandler: func(conn *fws.Conn) {
-			if e := recover(); e != nil {
-				a.d.Logger.Error("companion stream panic", "panic", e)
-				_ = conn.Close()
-			}
-		},
-	})
-	r.Get(PathStream, a.noStore, a.deviceAuth, func(c fiber.Ctx) error {
-		if !fws.IsWebSocketUpgrade(c) {
-			c.Set(fiber.HeaderUpgrade, "websocket")
-			return a.reply(c, fail(http.StatusUpgradeRequired, CodeUpgradeRequired, "this endpoint is a WebSocket: send Upgrade: websocket"))
-		}
-		return upgrade(c)
-	})
+	a.RegisterStream(r)
 	r.Get(PathApprovals, a.noStore, a.deviceAuth, a.handlePendingApprovals)
 	r.Get(PathApprovals+"/:id", a.noStore, a.deviceAuth, a.handleApproval)
 	r.Post(PathApprovals+"/:id/answer", a.noStore, a.deviceAuth, a.handleAnswer)
@@ -178,3 +146,46 @@ func (a *API) handleAnswer(c fiber.Ctx) error {
 }
 
 var _ push.Socket = (*websocket.Conn)(nil)
+
+// RegisterStream mounts only GET /app/v1/stream on r. The API's Register
+// mounts it too; a server may also serve it from a listener of its own
+// whose HTTP read buffer is small, because the buffer stays with every
+// hijacked connection.
+func (a *API) RegisterStream(r fiber.Router) {
+	if a.d.Stream == nil {
+		return
+	}
+	origin := a.issuer
+	if u, err := url.Parse(a.issuer); err == nil {
+		origin = u.Scheme + "://" + u.Host
+	}
+	upgrade := fws.New(func(conn *fws.Conn) {
+		d, _ := conn.Locals(localDevice).(device.Device)
+		// Serve the socket from a goroutine of its own and return: the
+		// upgrade's goroutine (deep in the HTTP server, with its request
+		// context and the add-on's copies of headers and locals) then
+		// ends and frees all that; the add-on keeps hijacked connections
+		// open, and the hub closes them.
+		go func(ws *websocket.Conn) { _ = a.d.Stream.Serve(d, ws) }(conn.Conn)
+	}, fws.Config{
+		// The app sends no Origin; a browser page may only connect from
+		// our own origin (and cannot send the device JWT anyway).
+		Origins: []string{origin}, AllowEmptyOrigin: true,
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   socketReadBuffer, WriteBufferSize: socketWriteBuffer,
+		WriteBufferPool: &a.writePool,
+		RecoverHandler: func(conn *fws.Conn) {
+			if e := recover(); e != nil {
+				a.d.Logger.Error("companion stream panic", "panic", e)
+				_ = conn.Close()
+			}
+		},
+	})
+	r.Get(PathStream, a.noStore, a.deviceAuth, func(c fiber.Ctx) error {
+		if !fws.IsWebSocketUpgrade(c) {
+			c.Set(fiber.HeaderUpgrade, "websocket")
+			return a.reply(c, fail(http.StatusUpgradeRequired, CodeUpgradeRequired, "this endpoint is a WebSocket: send Upgrade: websocket"))
+		}
+		return upgrade(c)
+	})
+}

@@ -141,3 +141,39 @@ func TestTwoServerProcessesApprove(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, out)
 	require.Equal(t, "P0.Cp.Cd", e.finish(r, b, b.Submit(pg, "/login/approve", nil)))
 }
+
+// TestStreamOnItsOwnListener: with IDLINK_STREAM_ADDR the stream is also
+// served from a listener of its own (small HTTP buffers), and requests
+// made through the main address reach a phone connected there.
+func TestStreamOnItsOwnListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	vars := map[string]string{"IDLINK_STREAM_ADDR": addr}
+	for k, v := range webauthnEnv {
+		vars[k] = v
+	}
+	e := startWith(t, dbtest.SQLiteURL(t), vars, server.Options{})
+	p := newPhone(t)
+	e.enrol(p)
+	r := e.newRP()
+	var st *stream
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond)
+	st = e.openStreamAt(p, "http://"+addr)
+	_, pg, _ := e.loginUntilPhone(r, `["P0.Cp.Cd"]`)
+	number(t, pg)
+	require.NotEmpty(t, st.next(t, push.MsgApprovalRequest).Approval.ID)
+	// Only the stream is served there.
+	resp, err := http.Get("http://" + addr + "/login")
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+}

@@ -69,6 +69,10 @@ type Config struct {
 	RefuseSyncedPasskeys bool
 
 	PushTTL time.Duration // IDLINK_PUSH_TTL: how long a phone approval request waits (default 60s)
+	// StreamAddr, when set, is a second listen address serving only the
+	// companion app's stream (GET /app/v1/stream) with a small HTTP read
+	// buffer, which every held socket keeps (IDLINK_STREAM_ADDR).
+	StreamAddr string
 	// FCM wakes sleeping companion apps. Without a project, devices are
 	// reached only over their sockets.
 	FCMProjectID       string // IDLINK_FCM_PROJECT_ID
@@ -235,6 +239,7 @@ func Load(getenv func(string) string) (Config, error) {
 		bad("IDLINK_MAX_UPLOAD_MB must be a number of megabytes from 2 to 512")
 	}
 	c.MaxUpload <<= 20
+	c.StreamAddr = get("IDLINK_STREAM_ADDR", "")
 	c.FCMProjectID = get("IDLINK_FCM_PROJECT_ID", "")
 	c.FCMCredentialsFile = get("IDLINK_FCM_CREDENTIALS_FILE", "")
 	c.FCMEndpoint = get("IDLINK_FCM_ENDPOINT", "")
