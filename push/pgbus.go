@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
+
+	"github.com/idlink/idlink/migrations"
 )
 
 // PGBus carries events between replicas with PostgreSQL LISTEN/NOTIFY:
@@ -27,6 +30,7 @@ type PGBus struct {
 	db      *sqlx.DB
 	url     string
 	channel string
+	self    string // this bus's own channel (see BackendPID)
 	log     *slog.Logger
 
 	// MinReconnect and MaxReconnect bound the listener's reconnect delay.
@@ -37,6 +41,7 @@ type PGBus struct {
 
 	resyncs  atomic.Int64
 	listener atomic.Pointer[pq.Listener]
+	queue    atomic.Pointer[chan []byte]
 }
 
 // NewPGBus returns a bus over db (for publishing) and a listening
@@ -51,7 +56,7 @@ func NewPGBus(db *sqlx.DB, dbURL string, log *slog.Logger) (*PGBus, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &PGBus{db: db, url: dbURL, channel: ChannelFor(u.Query().Get("search_path")), log: log,
+	return &PGBus{db: db, url: dbURL, channel: ChannelFor(u.Query().Get("search_path")), self: "idlink_bus_" + newID(), log: log,
 		MinReconnect: 100 * time.Millisecond, MaxReconnect: 5 * time.Second}, nil
 }
 
@@ -80,16 +85,103 @@ func (b *PGBus) Subscribe(l Listener) {
 	b.mu.Unlock()
 }
 
-// Publish notifies every replica of ev.
+// maxPayload keeps a batch below PostgreSQL's 8000-byte NOTIFY limit.
+const maxPayload = 7000
+
+// Publish notifies every replica of ev. While Run is running, events are
+// queued and sent in batches (one NOTIFY carries as many events as fit)
+// from one connection of the bus's own, so a burst of requests neither
+// waits for the shared pool nor pays a round trip and a commit per event;
+// otherwise (or when the queue is full) ev is sent at once.
 func (b *PGBus) Publish(ctx context.Context, ev Event) error {
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("push: encode event: %w", err)
 	}
-	if _, err := b.db.ExecContext(ctx, `SELECT pg_notify($1, $2)`, b.channel, string(payload)); err != nil {
+	if q := b.queue.Load(); q != nil {
+		select {
+		case *q <- payload:
+			return nil
+		default:
+		}
+	}
+	return b.notify(ctx, b.db, payload)
+}
+
+// execer runs a statement: the pool or one connection.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (b *PGBus) notify(ctx context.Context, x execer, payload []byte) error {
+	if _, err := x.ExecContext(ctx, `SELECT pg_notify($1, $2)`, b.channel, string(payload)); err != nil {
 		return fmt.Errorf("push: notify: %w", err)
 	}
 	return nil
+}
+
+// publish sends queued events in batches until ctx ends.
+func (b *PGBus) publish(ctx context.Context, q chan []byte) {
+	var conn *sql.Conn
+	defer func() {
+		if conn != nil {
+			_ = conn.Close()
+		}
+	}()
+	batch := make([]byte, 0, maxPayload+512)
+	for {
+		var first []byte
+		select {
+		case <-ctx.Done():
+			return
+		case first = <-q:
+		}
+		batch = append(batch[:0], '[')
+		batch = append(batch, first...)
+	fill:
+		for len(batch) < maxPayload {
+			select {
+			case ev := <-q:
+				if len(batch)+1+len(ev)+1 > maxPayload {
+					// Send what we have, and start the next batch with ev.
+					b.flush(ctx, &conn, append(batch, ']'))
+					batch = append(batch[:0], '[')
+					batch = append(batch, ev...)
+					continue
+				}
+				batch = append(append(batch, ','), ev...)
+			default:
+				break fill
+			}
+		}
+		b.flush(ctx, &conn, append(batch, ']'))
+	}
+}
+
+// flush sends one batch on the bus's connection, opening it when needed.
+// A batch that cannot be sent is lost; the database stays right and
+// replicas catch up when they look (see Resync and Watch).
+func (b *PGBus) flush(ctx context.Context, conn **sql.Conn, payload []byte) {
+	for attempt := 0; attempt < 2; attempt++ {
+		if *conn == nil {
+			c, err := b.db.Conn(ctx)
+			if err != nil {
+				b.log.Error("push: bus publisher cannot connect", "err", err)
+				return
+			}
+			*conn = c
+		}
+		err := b.notify(ctx, *conn, payload)
+		if err == nil {
+			return
+		}
+		_ = (*conn).Close()
+		*conn = nil
+		if ctx.Err() != nil {
+			return
+		}
+		b.log.Warn("push: bus publish failed", "err", err, "attempt", attempt+1)
+	}
 }
 
 // Run listens until ctx ends.
@@ -108,7 +200,22 @@ func (b *PGBus) Run(ctx context.Context) error {
 	if err := l.Listen(b.channel); err != nil {
 		return fmt.Errorf("push: listen %s: %w", b.channel, err)
 	}
+	// A channel of this bus alone (nothing is sent on it) names the
+	// listening connection in pg_stat_activity for BackendPID.
+	if err := l.Listen(b.self); err != nil {
+		return fmt.Errorf("push: listen %s: %w", b.self, err)
+	}
 	b.listener.Store(l)
+	q := make(chan []byte, 8192)
+	pctx, stopPublisher := context.WithCancel(ctx)
+	published := make(chan struct{})
+	go func() { defer close(published); b.publish(pctx, q) }()
+	b.queue.Store(&q)
+	defer func() {
+		b.queue.Store(nil)
+		stopPublisher()
+		<-published
+	}()
 	ping := time.NewTicker(30 * time.Second)
 	defer ping.Stop()
 	for {
@@ -124,19 +231,34 @@ func (b *PGBus) Run(ctx context.Context) error {
 				}
 				continue
 			}
-			var ev Event
-			if err := json.Unmarshal([]byte(n.Extra), &ev); err != nil {
+			events, err := decodeEvents(n.Extra)
+			if err != nil {
 				b.log.Error("push: undecodable bus event", "err", err)
 				continue
 			}
-			for _, ls := range b.snapshot() {
-				ls.HandleEvent(ev)
+			ls := b.snapshot()
+			for _, ev := range events {
+				for _, l := range ls {
+					l.HandleEvent(ev)
+				}
 			}
 		case <-ping.C:
 			// Notices a dead connection even when nothing is published.
 			go func() { _ = l.Ping() }()
 		}
 	}
+}
+
+// decodeEvents reads a notification: one event, or a batch (an array).
+func decodeEvents(payload string) ([]Event, error) {
+	if strings.HasPrefix(payload, "[") {
+		var evs []Event
+		err := json.Unmarshal([]byte(payload), &evs)
+		return evs, err
+	}
+	var ev Event
+	err := json.Unmarshal([]byte(payload), &ev)
+	return []Event{ev}, err
 }
 
 // BackendPID returns the process id of the listening connection's server
@@ -148,7 +270,10 @@ func (b *PGBus) BackendPID(ctx context.Context) (int, error) {
 	}
 	var pid int
 	err := b.db.GetContext(ctx, &pid, `SELECT pid FROM pg_stat_activity
-		WHERE query LIKE 'LISTEN %' AND query LIKE $1 ORDER BY backend_start DESC LIMIT 1`, "%"+b.channel+"%")
+		WHERE query LIKE 'LISTEN %' AND query LIKE $1 ORDER BY backend_start DESC LIMIT 1`, "%"+b.self+"%")
+	if migrations.IsNoRows(err) {
+		return 0, nil
+	}
 	return pid, err
 }
 

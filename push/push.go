@@ -349,15 +349,17 @@ func (s *Service) Create(ctx context.Context, req Request) (Approval, error) {
 	if len(devices) == 0 {
 		return Approval{}, ErrNoDevice
 	}
-	now := s.nowUTC()
 	a := Approval{
 		ID: newID(), AccountID: req.AccountID,
 		ClientName: clip(req.ClientName, maxClientName), Browser: clip(req.Browser, maxAgentField),
 		OS: clip(req.OS, maxAgentField), IP: clip(req.IP, maxIP),
 		Number: newNumber(), Nonce: randomBytes(32), Status: StatusPending,
-		CreatedAt: now, ExpiresAt: now.Add(s.cfg.TTL),
 	}
 	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+		// The request is created when its row is written: the clock is
+		// read once the transaction holds the database.
+		now := s.nowUTC()
+		a.CreatedAt, a.ExpiresAt = now, now.Add(s.cfg.TTL)
 		// A pending request whose time has run out no longer blocks.
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE push_approvals SET status = ?
 			WHERE account_id = ? AND status = ? AND expires_at <= ?`), StatusExpired, a.AccountID, StatusPending, now); err != nil {
@@ -390,13 +392,13 @@ func (s *Service) Create(ctx context.Context, req Request) (Approval, error) {
 	case err != nil:
 		return Approval{}, fmt.Errorf("push: create request: %w", err)
 	}
-	s.d.Audit.Audit(ctx, "push.requested", true, a.AccountID, map[string]any{
-		"approval_id": a.ID, "client_name": a.ClientName, "devices": len(devices)})
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
 		s.deliver(a, devices)
 	}()
+	s.d.Audit.Audit(ctx, "push.requested", true, a.AccountID, map[string]any{
+		"approval_id": a.ID, "client_name": a.ClientName, "devices": len(devices)})
 	return a, nil
 }
 

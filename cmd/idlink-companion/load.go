@@ -104,6 +104,9 @@ type loadOptions struct {
 	Devices     string
 	From, Count int
 	URLs        []string
+	// APIURLs, when set, are where answers go for sockets connected to
+	// URLs[i] (a replica whose stream has a listener of its own).
+	APIURLs     []string
 	SourceIPs   []string
 	Concurrency int
 	Answer      string
@@ -419,7 +422,11 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 				r.connected.Add(1)
 				r.open.Add(1)
 				r.wg.Add(1)
-				go r.read(ctx, conn, devs[i].st, base)
+				api := base
+				if len(o.APIURLs) > 0 {
+					api = o.APIURLs[i%len(o.APIURLs)]
+				}
+				go r.read(ctx, conn, devs[i].st, api)
 			}
 		}()
 	}
@@ -658,6 +665,9 @@ func (o loadOptions) childArgs(from, count, rate int) []string {
 	if len(o.SourceIPs) > 0 {
 		args = append(args, "-source-ips", strings.Join(o.SourceIPs, ","))
 	}
+	if len(o.APIURLs) > 0 {
+		args = append(args, "-api-urls", strings.Join(o.APIURLs, ","))
+	}
 	if o.BenchRate > 0 {
 		args = append(args, "-bench-rate", strconv.Itoa(rate), "-bench-url", o.BenchURL)
 	}
@@ -790,6 +800,7 @@ func loadFlags(fs *flag.FlagSet, o *loadOptions) func() {
 	fs.IntVar(&o.Count, "count", 0, "number of devices to use (0: all from -from)")
 	one := fs.String("url", "", "server to connect the sockets to (default: each device's own URL)")
 	urls := fs.String("urls", "", "several servers (replicas), comma-separated: sockets go to them in turn")
+	apiURLs := fs.String("api-urls", "", "where answers go, in the same order as -urls (when the streams have listeners of their own: IDLINK_STREAM_ADDR)")
 	sourceIPs := fs.String("source-ips", "", "local addresses to connect from, in turn (127.0.0.2,127.0.0.3,…), so that no address runs out of ports")
 	fs.IntVar(&o.Concurrency, "concurrency", 100, "connections being opened at once")
 	fs.StringVar(&o.Answer, "answer", "none", "what the devices answer: none, deny, or approve (numbers from the benchmark endpoint)")
@@ -806,6 +817,7 @@ func loadFlags(fs *flag.FlagSet, o *loadOptions) func() {
 		if len(o.URLs) == 0 && *one != "" {
 			o.URLs = []string{*one}
 		}
+		o.APIURLs = splitList(*apiURLs)
 		o.SourceIPs = splitList(*sourceIPs)
 		if o.BenchURL == "" && len(o.URLs) > 0 {
 			o.BenchURL = o.URLs[0]
