@@ -355,16 +355,44 @@ func (s *Service) Create(ctx context.Context, req Request) (Approval, error) {
 		OS: clip(req.OS, maxAgentField), IP: clip(req.IP, maxIP),
 		Number: newNumber(), Nonce: randomBytes(32), Status: StatusPending,
 	}
-	err = s.inTx(ctx, func(tx *sqlx.Tx) error {
+	err = s.insert(ctx, &a)
+	if errors.Is(err, ErrPending) {
+		// A pending request whose time has run out no longer blocks:
+		// close it (rarely needed, so not on the common path) and retry.
+		var n int64
+		if n, err = s.expireStale(ctx, a.AccountID); err == nil && n > 0 {
+			err = s.insert(ctx, &a)
+		} else if err == nil {
+			err = ErrPending
+		}
+	}
+	switch {
+	case errors.Is(err, ErrRateLimited):
+		return refuse(err, "rate_limited")
+	case errors.Is(err, ErrPending):
+		return refuse(err, "pending")
+	case err != nil:
+		return Approval{}, fmt.Errorf("push: create request: %w", err)
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.deliver(a, devices)
+	}()
+	s.d.Audit.Audit(ctx, "push.requested", true, a.AccountID, map[string]any{
+		"approval_id": a.ID, "client_name": a.ClientName, "devices": len(devices)})
+	return a, nil
+}
+
+// insert writes a new pending request if the account is under its limit:
+// ErrRateLimited when it is not, ErrPending when another request of the
+// account is pending (the one-pending index refuses it).
+func (s *Service) insert(ctx context.Context, a *Approval) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) error {
 		// The request is created when its row is written: the clock is
 		// read once the transaction holds the database.
 		now := s.nowUTC()
 		a.CreatedAt, a.ExpiresAt = now, now.Add(s.cfg.TTL)
-		// A pending request whose time has run out no longer blocks.
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE push_approvals SET status = ?
-			WHERE account_id = ? AND status = ? AND expires_at <= ?`), StatusExpired, a.AccountID, StatusPending, now); err != nil {
-			return fmt.Errorf("expire old requests: %w", err)
-		}
 		var n int
 		if err := tx.GetContext(ctx, &n, tx.Rebind(`SELECT COUNT(*) FROM push_approvals
 			WHERE account_id = ? AND created_at > ?`), a.AccountID, now.Add(-s.cfg.Window)); err != nil {
@@ -384,22 +412,17 @@ func (s *Service) Create(ctx context.Context, req Request) (Approval, error) {
 		}
 		return nil
 	})
-	switch {
-	case errors.Is(err, ErrRateLimited):
-		return refuse(err, "rate_limited")
-	case errors.Is(err, ErrPending):
-		return refuse(err, "pending")
-	case err != nil:
-		return Approval{}, fmt.Errorf("push: create request: %w", err)
+}
+
+// expireStale closes the account's pending requests whose time has run
+// out, and reports how many it closed.
+func (s *Service) expireStale(ctx context.Context, accountID string) (int64, error) {
+	res, err := s.d.DB.ExecContext(ctx, s.d.DB.Rebind(`UPDATE push_approvals SET status = ?
+		WHERE account_id = ? AND status = ? AND expires_at <= ?`), StatusExpired, accountID, StatusPending, s.nowUTC())
+	if err != nil {
+		return 0, fmt.Errorf("expire old requests: %w", err)
 	}
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		s.deliver(a, devices)
-	}()
-	s.d.Audit.Audit(ctx, "push.requested", true, a.AccountID, map[string]any{
-		"approval_id": a.ID, "client_name": a.ClientName, "devices": len(devices)})
-	return a, nil
+	return res.RowsAffected()
 }
 
 // inTx runs fn in a transaction. On SQLite the transaction takes the write
