@@ -337,11 +337,6 @@ func (s *Service) Create(ctx context.Context, req Request) (Approval, error) {
 		s.d.Audit.Audit(ctx, "push.request_refused", false, req.AccountID, map[string]any{"reason": reason})
 		return Approval{}, err
 	}
-	if until, paused, err := s.Paused(ctx, req.AccountID); err != nil {
-		return Approval{}, err
-	} else if paused {
-		return refuse(fmt.Errorf("%w until %s", ErrPaused, until.Format(time.RFC3339)), "paused")
-	}
 	devices, err := s.d.Devices.ListForAccount(ctx, req.AccountID)
 	if err != nil {
 		return Approval{}, fmt.Errorf("push: list devices: %w", err)
@@ -366,7 +361,10 @@ func (s *Service) Create(ctx context.Context, req Request) (Approval, error) {
 			err = ErrPending
 		}
 	}
+	var paused *pausedError
 	switch {
+	case errors.As(err, &paused):
+		return refuse(fmt.Errorf("%w until %s", ErrPaused, paused.until.Format(time.RFC3339)), "paused")
 	case errors.Is(err, ErrRateLimited):
 		return refuse(err, "rate_limited")
 	case errors.Is(err, ErrPending):
@@ -384,34 +382,48 @@ func (s *Service) Create(ctx context.Context, req Request) (Approval, error) {
 	return a, nil
 }
 
-// insert writes a new pending request if the account is under its limit:
-// ErrRateLimited when it is not, ErrPending when another request of the
-// account is pending (the one-pending index refuses it).
+// pausedError carries the end of a pause found while inserting.
+type pausedError struct{ until time.Time }
+
+func (e *pausedError) Error() string { return ErrPaused.Error() }
+func (e *pausedError) Unwrap() error { return ErrPaused }
+
+// insert writes a new pending request if approvals are not paused and the
+// account is under its limit: a *pausedError, ErrRateLimited, or
+// ErrPending when another request of the account is pending (the
+// one-pending index refuses it). It is one query and one insert, without
+// a transaction: the index keeps two requests from being pending at once,
+// so two inserts cannot both pass a count taken before either.
 func (s *Service) insert(ctx context.Context, a *Approval) error {
-	return s.inTx(ctx, func(tx *sqlx.Tx) error {
-		// The request is created when its row is written: the clock is
-		// read once the transaction holds the database.
-		now := s.nowUTC()
-		a.CreatedAt, a.ExpiresAt = now, now.Add(s.cfg.TTL)
-		var n int
-		if err := tx.GetContext(ctx, &n, tx.Rebind(`SELECT COUNT(*) FROM push_approvals
-			WHERE account_id = ? AND created_at > ?`), a.AccountID, now.Add(-s.cfg.Window)); err != nil {
-			return fmt.Errorf("count recent requests: %w", err)
-		}
-		if n >= s.cfg.PerWindow {
-			return ErrRateLimited
-		}
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO push_approvals (`+approvalCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)`),
-			a.ID, a.AccountID, a.ClientName, a.Browser, a.OS, a.IP, a.Number, a.Nonce, a.Status, a.CreatedAt, a.ExpiresAt)
-		if migrations.IsUniqueViolation(err) {
-			return ErrPending
-		}
-		if err != nil {
-			return fmt.Errorf("insert request: %w", err)
-		}
-		return nil
-	})
+	// The request is created when its row is written.
+	now := s.nowUTC()
+	a.CreatedAt, a.ExpiresAt = now, now.Add(s.cfg.TTL)
+	var st struct {
+		Recent int        `db:"recent"`
+		Until  *time.Time `db:"until"`
+	}
+	if err := s.d.DB.GetContext(ctx, &st, s.d.DB.Rebind(`SELECT
+		(SELECT COUNT(*) FROM push_approvals WHERE account_id = ? AND created_at > ?) AS recent,
+		(SELECT until FROM push_pauses WHERE account_id = ? AND until > ?) AS until`),
+		a.AccountID, now.Add(-s.cfg.Window), a.AccountID, now); err != nil {
+		return fmt.Errorf("count recent requests: %w", err)
+	}
+	if st.Until != nil {
+		return &pausedError{until: st.Until.UTC()}
+	}
+	if st.Recent >= s.cfg.PerWindow {
+		return ErrRateLimited
+	}
+	_, err := s.d.DB.ExecContext(ctx, s.d.DB.Rebind(`INSERT INTO push_approvals (`+approvalCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)`),
+		a.ID, a.AccountID, a.ClientName, a.Browser, a.OS, a.IP, a.Number, a.Nonce, a.Status, a.CreatedAt, a.ExpiresAt)
+	if migrations.IsUniqueViolation(err) {
+		return ErrPending
+	}
+	if err != nil {
+		return fmt.Errorf("insert request: %w", err)
+	}
+	return nil
 }
 
 // expireStale closes the account's pending requests whose time has run
@@ -423,22 +435,6 @@ func (s *Service) expireStale(ctx context.Context, accountID string) (int64, err
 		return 0, fmt.Errorf("expire old requests: %w", err)
 	}
 	return res.RowsAffected()
-}
-
-// inTx runs fn in a transaction. On SQLite the transaction takes the write
-// lock at BEGIN (migrations.Open sets _txlock=immediate), so concurrent
-// creators queue; on PostgreSQL two creators may both count, but the
-// one-pending unique index lets only one of them insert.
-func (s *Service) inTx(ctx context.Context, fn func(*sqlx.Tx) error) error {
-	tx, err := s.d.DB.BeginTxx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }
 
 // Get returns a request by id.
