@@ -146,15 +146,17 @@ func (h *Hub) Serve(dev device.Device, sock Socket) error {
 
 // greet sends a new socket its hello and the account's pending requests.
 func (h *Hub) greet(c *conn) {
-	hello, _ := json.Marshal(Message{Type: MsgHello, DeviceID: c.deviceID, PingInterval: int(PingInterval / time.Second)})
-	if err := c.write(hello); err != nil {
-		return
-	}
+	// Read what is pending before saying hello: a request made after the
+	// hello reaches the socket by its own delivery, not twice.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	pending, err := h.s.Pending(ctx, c.accountID)
 	cancel()
 	if err != nil {
 		h.s.log.Error("push: pending requests for a new socket", "device_id", c.deviceID, "err", err)
+	}
+	hello, _ := json.Marshal(Message{Type: MsgHello, DeviceID: c.deviceID, PingInterval: int(PingInterval / time.Second)})
+	if err := c.write(hello); err != nil {
+		return
 	}
 	for _, a := range pending {
 		h.sendRequest(c, a.View())

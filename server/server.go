@@ -205,6 +205,7 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
 	s.people.identity = s.Identity
+	authorize.UseLoginCheck(loginCheck{s.Identity})
 
 	s.App = fiber.New(fiber.Config{
 		AppName:      "idlink",

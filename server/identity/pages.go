@@ -224,7 +224,7 @@ func recordError(err error, general string, gpRoute bool) (outcome, bool) {
 		}
 		return outcome{general, "We could not find your details in NHS records. Check them and try again.", bad}, true
 	case errors.Is(err, ErrTooManyMatches):
-		return outcome{"nhs_number", "We found more than one person with these details. Add your NHS number so we can find you.", bad}, true
+		return outcome{"postcode", "We found more than one person with these details. Check your postcode is the one your GP surgery has for you.", bad}, true
 	case errors.Is(err, ErrDeceased):
 		return outcome{general, "We cannot use these details to prove who you are online. If you think this is a mistake, contact your GP surgery.", bad}, true
 	case errors.Is(err, ErrRestricted):
@@ -413,7 +413,7 @@ func (p *Pages) detailsSubmit(c fiber.Ctx) error {
 			{"family name", "family_name", "Enter your last name as it is on your NHS records"},
 			{"given name", "given_name", "Enter your first name as it is on your NHS records"},
 			{"postcode", "postcode", "Enter a real postcode, like LS1 6AE"},
-			{"NHS number", "nhs_number", "Enter a real NHS number: 10 digits, like 485 777 3456"},
+			{"NHS number", "nhs_number", "Enter a real NHS number: 10 digits, like 943 476 5919"},
 		} {
 			if strings.Contains(msg, f.name) {
 				v.Errors.Add(f.id, f.text)

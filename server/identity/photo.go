@@ -191,6 +191,13 @@ func (s *Service) Claim(ctx context.Context, a audit.Actor, staff Staff, id stri
 	if !staff.CanReview() {
 		return Check{}, ErrForbidden
 	}
+	if c, err := s.GetCheck(ctx, id); err != nil {
+		return Check{}, err
+	} else if c.AccountID == staff.AccountID {
+		// Nobody reviews their own identity.
+		s.record(ctx, a, "idcheck.claim_refused", false, c.AccountID, map[string]any{"check_id": id, "staff": staff.AccountID, "reason": "own_check"})
+		return Check{}, ErrForbidden
+	}
 	now := s.nowUTC()
 	res, err := s.d.DB.ExecContext(ctx, s.d.DB.Rebind(`UPDATE identity_checks SET status = ?, claimed_by = ?, claimed_at = ?
 		WHERE id = ? AND (status = ? OR (status = ? AND claimed_by = ?))`),
@@ -356,6 +363,10 @@ func (s *Service) approve(ctx context.Context, a audit.Actor, staff Staff, c Che
 	}
 	s.record(ctx, a, "idcheck.approved", true, c.AccountID, map[string]any{"check_id": c.ID, "staff": staff.AccountID,
 		"gp_linkage": link != nil})
+	if err := s.d.Accounts.SendSecurityAlert(ctx, a, c.AccountID, "id_check_approved",
+		"We have checked your photo ID and video: you have proved who you are. You can now use services that need this."); err != nil {
+		s.log.Warn("identity: tell the person of an approval", "check_id", c.ID, "err", err)
+	}
 	return s.GetCheck(ctx, c.ID)
 }
 

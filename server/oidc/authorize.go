@@ -36,6 +36,7 @@ type Authorize struct {
 	r        *web.Renderer
 	consents *consents
 	fido     FIDOLogin // nil: fido_auth_response is refused
+	check    login.LoginCheck
 }
 
 // FIDOLogin verifies the companion app's biometric login: an assertion
@@ -48,6 +49,11 @@ type FIDOLogin interface {
 // UseFIDO lets /authorize accept fido_auth_response, verified by f. Call
 // it before serving.
 func (a *Authorize) UseFIDO(f FIDOLogin) { a.fido = f }
+
+// UseLoginCheck runs lc on logins made at /authorize itself (the companion
+// app's fido_auth_response), as the login journey runs it on its own; an
+// error wrapping login.ErrAccountBlocked refuses the login.
+func (a *Authorize) UseLoginCheck(lc login.LoginCheck) { a.check = lc }
 
 // NewAuthorize returns the authorization endpoint of s, signing people in
 // through l and rendering pages with r.

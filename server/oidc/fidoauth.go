@@ -93,6 +93,16 @@ func (a *Authorize) fidoSignIn(c fiber.Ctx, client *Client, raw string) *authzEr
 		}
 		return authzErr(codeInvalidRequest, "fido_auth_response is not valid")
 	}
+	if a.check != nil {
+		// The same check as every other login (identity's PDS check).
+		if err := a.check.CheckLogin(ctx, act, cred.AccountID); errors.Is(err, login.ErrAccountBlocked) {
+			a.s.record(ctx, act, "authorize.fido_rejected", audit.Failure, cred.AccountID, map[string]any{"client_id": client.ID, "reason": "account_blocked"})
+			return authzErr("access_denied", "the account cannot be used to sign in")
+		} else if err != nil {
+			a.s.log.Error("fido_auth_response login check", "request_id", act.RequestID, "err", err)
+			return authzErr(codeServerError, "the server could not complete the login")
+		}
+	}
 	creds := trust.Credentials{trust.Cm}
 	if cur, ok := a.login.Current(c); ok && cur.AccountID == cred.AccountID {
 		creds = cur.Credentials.With(trust.Cm)
