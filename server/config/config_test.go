@@ -35,6 +35,12 @@ func TestProductionRefusals(t *testing.T) {
 		"IDLINK_SECRET_KEY":      key,
 		"IDLINK_NOTIFY_PROVIDER": "notify",
 		"IDLINK_NOTIFY_API_KEY":  "k",
+		"IDLINK_PDS_PROVIDER":    "fhir",
+		"IDLINK_PDS_BASE_URL":    "https://int.api.service.nhs.uk/personal-demographics/FHIR/R4",
+		"IDLINK_PDS_TOKEN_URL":   "https://int.api.service.nhs.uk/oauth2/token",
+		"IDLINK_PDS_CLIENT_ID":   "api-key",
+		"IDLINK_PDS_KEY_FILE":    "/etc/idlink/pds.pem",
+		"IDLINK_PDS_KEY_ID":      "key-1",
 	}
 	tests := []struct {
 		name    string
@@ -52,6 +58,9 @@ func TestProductionRefusals(t *testing.T) {
 		{"bad duration", map[string]string{"IDLINK_SESSION_IDLE": "-1m"}, "IDLINK_SESSION_IDLE"},
 		{"bad templates", map[string]string{"IDLINK_NOTIFY_TEMPLATES": "login_code"}, "kind=template-id"},
 		{"IP issuer without a WebAuthn RP id", map[string]string{"IDLINK_ISSUER": "https://192.0.2.10"}, "IDLINK_WEBAUTHN_RP_ID"},
+		{"PDS sandbox", map[string]string{"IDLINK_PDS_PROVIDER": "sandbox"}, "PDS sandbox"},
+		{"PDS client incomplete", map[string]string{"IDLINK_PDS_KEY_FILE": ""}, "IDLINK_PDS_KEY_FILE"},
+		{"FCM endpoint without credentials", map[string]string{"IDLINK_FCM_PROJECT_ID": "p", "IDLINK_FCM_ENDPOINT": "http://fake"}, "IDLINK_FCM_CREDENTIALS_FILE"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

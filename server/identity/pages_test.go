@@ -417,7 +417,7 @@ func TestProveDetails(t *testing.T) {
 			{name: "too many matches", form: url.Values{"dob-day": {"1"}, "dob-month": {"1"}, "dob-year": {"1980"}, "given_name": {"John"},
 				"family_name": {"Smith"}, "postcode": {"LS1 6AE"}},
 				before: func() { e.pds.ignorePostcode.Store(true) }, after: func() { e.pds.ignorePostcode.Store(false) },
-				status: http.StatusUnprocessableEntity, want: "Add your NHS number"},
+				status: http.StatusUnprocessableEntity, want: "Check your postcode"},
 			{name: "deceased", form: url.Values{"dob-day": {"11"}, "dob-month": {"4"}, "dob-year": {"1932"}, "given_name": {"Edith"},
 				"family_name": {"Crawley"}, "postcode": {"LS1 6AE"}}, status: http.StatusUnprocessableEntity,
 				want: "We cannot use these details to prove who you are online"},
