@@ -3,11 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -25,6 +21,7 @@ import (
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/identity"
 	"github.com/idlink/idlink/server/identity/gp"
+	"github.com/idlink/idlink/server/identity/media/mediatest"
 	"github.com/idlink/idlink/server/identity/nhsnumber"
 	"github.com/idlink/idlink/server/servertest"
 )
@@ -318,38 +315,9 @@ func idRefresh(t *testing.T, r *servertest.RP, refresh string) (int, map[string]
 	return resp.StatusCode, out
 }
 
-// ---- evidence (as in server/identity/identity_test.go) ----
+func idJPEG(t *testing.T) []byte { return mediatest.Photo(t) }
 
-// idJPEG is a plain 320×240 JPEG.
-func idJPEG(t *testing.T) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 320, 240))
-	for x := range 320 {
-		for y := range 240 {
-			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 90, 255})
-		}
-	}
-	var b bytes.Buffer
-	require.NoError(t, jpeg.Encode(&b, img, nil))
-	return b.Bytes()
-}
-
-// idMP4 is a minimal MP4 (ftyp, moov/mvhd, mdat) lasting seconds.
-func idMP4(seconds uint32) []byte {
-	box := func(typ string, body []byte) []byte {
-		b := make([]byte, 8, 8+len(body))
-		binary.BigEndian.PutUint32(b, uint32(8+len(body)))
-		copy(b[4:], typ)
-		return append(b, body...)
-	}
-	ftyp := box("ftyp", append([]byte("isom\x00\x00\x02\x00"), []byte("isomiso2mp41")...))
-	mvhd := make([]byte, 100)
-	binary.BigEndian.PutUint32(mvhd[12:], 1000)         // timescale
-	binary.BigEndian.PutUint32(mvhd[16:], seconds*1000) // duration
-	moov := box("moov", box("mvhd", mvhd))
-	mdat := box("mdat", bytes.Repeat([]byte{0}, 8192))
-	return append(append(ftyp, moov...), mdat...)
-}
+func idMP4(seconds uint32) []byte { return mediatest.MP4(float64(seconds)) }
 
 // ---- tests ----
 

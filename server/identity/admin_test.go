@@ -3,13 +3,8 @@ package identity_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -29,6 +24,7 @@ import (
 	"github.com/idlink/idlink/server/identity"
 	"github.com/idlink/idlink/server/identity/gp"
 	"github.com/idlink/idlink/server/identity/media"
+	"github.com/idlink/idlink/server/identity/media/mediatest"
 	"github.com/idlink/idlink/server/identity/pds"
 	"github.com/idlink/idlink/server/login"
 	"github.com/idlink/idlink/server/notify"
@@ -295,35 +291,9 @@ func (b *admBrowser) claim(id string) admResponse {
 	return page
 }
 
-// ---- fixtures ----
+func admJPEG(t *testing.T) []byte { return mediatest.Photo(t) }
 
-func admJPEG(t *testing.T) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 240, 240))
-	r := rand.New(rand.NewPCG(1, 2))
-	for y := range 240 {
-		for x := range 240 {
-			img.Set(x, y, color.RGBA{uint8(r.Uint32()), uint8(r.Uint32()), uint8(r.Uint32()), 255})
-		}
-	}
-	var b bytes.Buffer
-	require.NoError(t, jpeg.Encode(&b, img, &jpeg.Options{Quality: 80}))
-	return b.Bytes()
-}
-
-func admBox(typ string, payload ...[]byte) []byte {
-	body := bytes.Join(payload, nil)
-	return bytes.Join([][]byte{binary.BigEndian.AppendUint32(nil, uint32(8+len(body))), []byte(typ), body}, nil)
-}
-
-func admU32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
-
-// admMP4 is a minimal MP4 of the given length: ftyp, moov/mvhd, 8 KiB of mdat.
-func admMP4(seconds uint32) []byte {
-	ftyp := admBox("ftyp", []byte("isom"), admU32(0), []byte("isomiso2avc1mp41"))
-	mvhd := admBox("mvhd", admU32(0), admU32(0), admU32(0), admU32(1000), admU32(seconds*1000), make([]byte, 80))
-	return bytes.Join([][]byte{ftyp, admBox("moov", mvhd), admBox("mdat", bytes.Repeat([]byte{0x5A}, 8<<10))}, nil)
-}
+func admMP4(seconds uint32) []byte { return mediatest.MP4(float64(seconds)) }
 
 // ---- tests ----
 

@@ -4,11 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,6 +19,7 @@ import (
 	"github.com/idlink/idlink/server/identity"
 	"github.com/idlink/idlink/server/identity/gp"
 	"github.com/idlink/idlink/server/identity/media"
+	"github.com/idlink/idlink/server/identity/media/mediatest"
 	"github.com/idlink/idlink/server/identity/nhsnumber"
 	"github.com/idlink/idlink/server/identity/pds"
 	"github.com/idlink/idlink/server/notify"
@@ -417,32 +414,7 @@ func TestCheckLogin(t *testing.T) {
 }
 
 // jpegPhoto is a plain 320×240 JPEG.
-func jpegPhoto(t *testing.T) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 320, 240))
-	for x := 0; x < 320; x++ {
-		for y := 0; y < 240; y++ {
-			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 90, 255})
-		}
-	}
-	var b bytes.Buffer
-	require.NoError(t, jpeg.Encode(&b, img, nil))
-	return b.Bytes()
-}
+func jpegPhoto(t *testing.T) []byte { return mediatest.Photo(t) }
 
-// mp4Video is a minimal MP4 (ftyp, moov/mvhd, mdat) lasting seconds.
-func mp4Video(seconds uint32) []byte {
-	box := func(typ string, body []byte) []byte {
-		b := make([]byte, 8, 8+len(body))
-		binary.BigEndian.PutUint32(b, uint32(8+len(body)))
-		copy(b[4:], typ)
-		return append(b, body...)
-	}
-	ftyp := box("ftyp", append([]byte("isom\x00\x00\x02\x00"), []byte("isomiso2mp41")...))
-	mvhd := make([]byte, 100)
-	binary.BigEndian.PutUint32(mvhd[12:], 1000)         // timescale
-	binary.BigEndian.PutUint32(mvhd[16:], seconds*1000) // duration
-	moov := box("moov", box("mvhd", mvhd))
-	mdat := box("mdat", bytes.Repeat([]byte{0}, 8192))
-	return append(append(ftyp, moov...), mdat...)
-}
+// mp4Video is a minimal MP4 lasting seconds.
+func mp4Video(seconds uint32) []byte { return mediatest.MP4(float64(seconds)) }

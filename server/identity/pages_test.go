@@ -4,13 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"io"
-	mrand "math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -32,6 +27,7 @@ import (
 	"github.com/idlink/idlink/server/identity"
 	"github.com/idlink/idlink/server/identity/gp"
 	"github.com/idlink/idlink/server/identity/media"
+	"github.com/idlink/idlink/server/identity/media/mediatest"
 	"github.com/idlink/idlink/server/identity/pds"
 	"github.com/idlink/idlink/server/login"
 	"github.com/idlink/idlink/server/notify"
@@ -280,36 +276,10 @@ func (b *pageBrowser) upload(token string, fields map[string]string, files map[s
 	return b.do(http.MethodPost, identity.ProvePhotoPath, &buf, w.FormDataContentType())
 }
 
-// ---- fixtures ----
+func pageJPEG(t *testing.T, w, h int) []byte { return mediatest.JPEG(t, w, h) }
 
-// pageJPEG is a w×h JPEG of pseudo-random pixels.
-func pageJPEG(t *testing.T, w, h int) []byte {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	r := mrand.New(mrand.NewPCG(uint64(w), uint64(h)))
-	for y := range h {
-		for x := range w {
-			img.Set(x, y, color.RGBA{uint8(r.Uint32()), uint8(r.Uint32()), uint8(r.Uint32()), 255})
-		}
-	}
-	var b bytes.Buffer
-	require.NoError(t, jpeg.Encode(&b, img, &jpeg.Options{Quality: 80}))
-	return b.Bytes()
-}
-
-func pageU32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
-
-func pageBox(typ string, payload ...[]byte) []byte {
-	body := bytes.Join(payload, nil)
-	return bytes.Join([][]byte{pageU32(uint32(8 + len(body))), []byte(typ), body}, nil)
-}
-
-// pageMP4 is a minimal MP4 of the given length: ftyp, moov with mvhd
-// (timescale 1000) and 8 KiB of media data.
-func pageMP4(seconds float64) []byte {
-	ftyp := pageBox("ftyp", []byte("isom"), pageU32(0), []byte("isomiso2avc1mp41"))
-	mvhd := pageBox("mvhd", pageU32(0), pageU32(0), pageU32(0), pageU32(1000), pageU32(uint32(seconds*1000)), make([]byte, 80))
-	return bytes.Join([][]byte{ftyp, pageBox("moov", mvhd), pageBox("mdat", bytes.Repeat([]byte{0x5A}, 8<<10))}, nil)
-}
+// pageMP4 is a minimal MP4 of the given length.
+func pageMP4(seconds float64) []byte { return mediatest.MP4(seconds) }
 
 // ---- tests ----
 
