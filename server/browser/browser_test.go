@@ -249,26 +249,7 @@ func TestPasskeyJourneyInChromium(t *testing.T) {
 	base := "http://localhost:" + s.URL[strings.LastIndex(s.URL, ":")+1:]
 	p := &page{t: t, ctx: ctx, s: s, base: base}
 	const email, pw, phone = "passkey@example.org", "correct horse battery", "07700 900457"
-	e164, err := account.ParsePhone(phone, true)
-	require.NoError(t, err)
-
-	p.open("/create-account")
-	p.expect("What is your email address?")
-	p.fill("/create-account/email", map[string]string{"email": email})
-	p.expect("Create a password")
-	p.fill("/create-account/password", map[string]string{"password": pw})
-	p.expect("Accept the terms of use")
-	p.fill("/create-account/terms", map[string]string{"terms": "accept"})
-	p.expect("Check your email")
-	link := s.Latest(t, email, "signup_verify_email").Link
-	p.open(base + link[strings.Index(link, "/create-account/verify"):])
-	p.expect("Confirm your email address")
-	p.fill("/create-account/verify", nil)
-	p.expect("Enter your mobile phone number")
-	p.fill("/create-account/phone", map[string]string{"phone": phone})
-	p.expect("Enter the security code")
-	p.fill("/create-account/code", map[string]string{"code": s.Latest(t, e164, "signup_code").Code})
-	p.expect("Your account")
+	p.signUp(email, pw, phone)
 
 	p.open("/account/security")
 	p.expect("Security settings")
