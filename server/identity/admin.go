@@ -228,6 +228,9 @@ func (a *Admin) claim(c fiber.Ctx) error {
 		return adminSeeOther(c, AdminPath)
 	case errors.Is(err, ErrNotFound):
 		return a.notFound(c)
+	case errors.Is(err, ErrOwnCheck):
+		return a.d.Renderer.ErrorPage(c, http.StatusForbidden, "You cannot review this check",
+			"This is your own identity check. Another member of the team must review it.")
 	case errors.Is(err, ErrForbidden):
 		return a.d.Renderer.ErrorPage(c, http.StatusForbidden, "You do not have access", "Your role does not allow you to review checks.")
 	case err != nil:

@@ -69,6 +69,8 @@ var (
 	ErrClaimed = errors.New("identity: the check is held by someone else or already decided")
 	// ErrForbidden: the staff member's role does not allow this.
 	ErrForbidden = errors.New("identity: not allowed")
+	// ErrOwnCheck: a checker tried to review their own account's check.
+	ErrOwnCheck = errors.New("identity: nobody reviews their own identity check")
 	// ErrBlocked: the account may not sign in (its person is deceased).
 	ErrBlocked = errors.New("identity: the account is blocked")
 )

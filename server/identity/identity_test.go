@@ -418,3 +418,16 @@ func jpegPhoto(t *testing.T) []byte { return mediatest.Photo(t) }
 
 // mp4Video is a minimal MP4 lasting seconds.
 func mp4Video(seconds uint32) []byte { return mediatest.MP4(float64(seconds)) }
+
+func TestNobodyReviewsTheirOwnCheck(t *testing.T) {
+	e := newEnv(t, dbtest.SQLite(t))
+	e.accounts.add("checker", "+447700900130")
+	c, err := e.svc.SubmitPhotoCheck(ctx, actor, "checker", identity.Evidence{DocumentType: identity.DocPassport,
+		Photo: bytes.NewReader(jpegPhoto(t)), Video: bytes.NewReader(mp4Video(5))})
+	require.NoError(t, err)
+	_, err = e.svc.Claim(ctx, actor, identity.Staff{AccountID: "checker", Role: identity.RoleIDChecker}, c.ID)
+	require.ErrorIs(t, err, identity.ErrOwnCheck)
+	got, err := e.svc.GetCheck(ctx, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, identity.CheckSubmitted, got.Status, "the check still waits for someone else")
+}

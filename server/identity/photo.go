@@ -196,7 +196,7 @@ func (s *Service) Claim(ctx context.Context, a audit.Actor, staff Staff, id stri
 	} else if c.AccountID == staff.AccountID {
 		// Nobody reviews their own identity.
 		s.record(ctx, a, "idcheck.claim_refused", false, c.AccountID, map[string]any{"check_id": id, "staff": staff.AccountID, "reason": "own_check"})
-		return Check{}, ErrForbidden
+		return Check{}, ErrOwnCheck
 	}
 	now := s.nowUTC()
 	res, err := s.d.DB.ExecContext(ctx, s.d.DB.Rebind(`UPDATE identity_checks SET status = ?, claimed_by = ?, claimed_at = ?
