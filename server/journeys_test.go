@@ -29,6 +29,7 @@ func TestCreateAccountAndLogIn(t *testing.T) {
 		require.Equal(t, "jane.smith@example.org", p.Text("account-email"))
 		require.Equal(t, "+447700900123", p.Text("account-phone"))
 		require.Equal(t, "P0", p.Text("account-level"))
+		require.Contains(t, p.Text("prove-link"), "Prove who you are", "the account page leads to proving identity")
 		require.Contains(t, p.Body, "Account created")
 
 		p = b.Submit(p, "/sign-out", nil)
