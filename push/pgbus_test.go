@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/idlink/idlink/migrations"
@@ -99,4 +100,31 @@ func waitListening(t *testing.T, b *push.PGBus) {
 		pid, err := b.BackendPID(ctx)
 		return err == nil && pid != 0
 	}, "bus listening")
+}
+
+// BenchmarkNotifyRoundTrip is the floor of the PostgreSQL bus: one
+// pg_notify on one connection until a pq.Listener on another hears it.
+//
+//	IDLINK_TEST_POSTGRES_URL=postgres://…/test?sslmode=disable go test -run '^$' -bench NotifyRoundTrip ./push/
+func BenchmarkNotifyRoundTrip(b *testing.B) {
+	url := dbtest.PostgresURL(b)
+	db, err := migrations.Open(ctx, url)
+	require.NoError(b, err)
+	defer db.Close()
+	l := pq.NewListener(url, time.Second, time.Second, nil)
+	defer l.Close()
+	require.NoError(b, l.Listen("idlink_bench_notify"))
+	conn, err := db.Conn(ctx)
+	require.NoError(b, err)
+	defer conn.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_, err := conn.ExecContext(ctx, `SELECT pg_notify('idlink_bench_notify', 'x')`)
+		require.NoError(b, err)
+		select {
+		case <-l.Notify:
+		case <-time.After(10 * time.Second):
+			b.Fatal("notification not heard")
+		}
+	}
 }
