@@ -124,8 +124,9 @@ func TestUndeliverable(t *testing.T) {
 			w, err := e.svc.Watch(ctx, "acct-1", a.ID, time.Second)
 			require.NoError(t, err)
 			require.Equal(t, push.StatusUndeliverable, w.Status)
-			ev, ok := e.audit.find("push.fallback")
-			require.True(t, ok)
+			// The fallback is audited just after the request closes.
+			eventually(t, func() bool { return e.audit.has("push.fallback") }, "fallback audited")
+			ev, _ := e.audit.find("push.fallback")
 			require.Equal(t, "undeliverable", ev.Detail["reason"])
 			if tc.audit != "" {
 				require.True(t, e.audit.has(tc.audit))

@@ -173,7 +173,8 @@ func TestPushApprovalOverStream(t *testing.T) {
 
 		pg = b.Submit(pg, "/login/approve", nil)
 		require.Equal(t, "P0.Cm", e.finish(r, b, pg), "a phone approval proves Cm")
-		require.Equal(t, 1, e.auditCount("push.delivered", "websocket"))
+		require.Eventually(t, func() bool { return e.auditCount("push.delivered", "websocket") == 1 }, 10*time.Second, 20*time.Millisecond,
+			"the delivery is audited once the phone acknowledges")
 
 		// With a password-and-second-factor request, the approval is Cd.
 		b, pg, _ = e.loginUntilPhone(r, `["P0.Cp.Cd"]`)
