@@ -205,7 +205,6 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
 	s.people.identity = s.Identity
-	authorize.UseLoginCheck(loginCheck{s.Identity})
 
 	s.App = fiber.New(fiber.Config{
 		AppName:      "idlink",
@@ -245,7 +244,7 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 	s.Login.Register(p)
 	s.registerSettings(p, accountPages)
 	identity.NewPages(s.Identity, identity.PageDeps{Login: s.Login, Renderer: s.Renderer, Audit: s.Audit}).Register(p)
-	identity.NewAdmin(s.Identity, identity.AdminDeps{Login: s.Login, Renderer: s.Renderer}).Register(p)
+	identity.NewAdmin(s.Identity, identity.AdminDeps{Login: s.Login, Renderer: s.Renderer, LoginMaxAge: cfg.StaffLoginMaxAge, Now: opt.Now}).Register(p)
 	authorize.Register(p)
 	s.OIDC.Register(s.App)
 	if err := s.wireCompanion(authorize); err != nil {

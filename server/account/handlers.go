@@ -154,10 +154,11 @@ func validCode(raw string) (string, bool) {
 
 func (h *Handlers) accountPage(c fiber.Ctx) error {
 	s := web.Sess(c)
-	if s.AccountID() == "" {
+	id := web.SignedInAccount(s)
+	if id == "" {
 		return redirect(c, "/login")
 	}
-	acct, err := h.svc.Account(c.Context(), s.AccountID())
+	acct, err := h.svc.Account(c.Context(), id)
 	if errors.Is(err, ErrNotFound) {
 		s.Destroy()
 		return redirect(c, "/login")

@@ -47,6 +47,9 @@ type Config struct {
 	TermsVersion      string        // IDLINK_TERMS_VERSION
 	SessionIdle       time.Duration // IDLINK_SESSION_IDLE
 	SessionAbsolute   time.Duration // IDLINK_SESSION_ABSOLUTE
+	// StaffLoginMaxAge bounds how old the passkey or app login of an ID
+	// checker may be for the back office (IDLINK_STAFF_LOGIN_MAX_AGE).
+	StaffLoginMaxAge time.Duration
 	TrustedProxies    []string      // IDLINK_TRUSTED_PROXIES: comma-separated IPs or CIDRs
 	MaxHashes         int           // IDLINK_MAX_CONCURRENT_HASHES: 0 = number of CPUs
 	AdminToken        string        // IDLINK_ADMIN_TOKEN: bearer token of the admin API
@@ -147,6 +150,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.SessionAbsolute, err = duration(get("IDLINK_SESSION_ABSOLUTE", "12h")); err != nil {
 		bad("IDLINK_SESSION_ABSOLUTE: %v", err)
+	}
+	if c.StaffLoginMaxAge, err = duration(get("IDLINK_STAFF_LOGIN_MAX_AGE", "12h")); err != nil || c.StaffLoginMaxAge <= 0 {
+		bad("IDLINK_STAFF_LOGIN_MAX_AGE must be a positive duration such as 12h")
 	}
 	if c.ShutdownTimeout, err = duration(get("IDLINK_SHUTDOWN_TIMEOUT", "20s")); err != nil {
 		bad("IDLINK_SHUTDOWN_TIMEOUT: %v", err)

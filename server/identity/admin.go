@@ -1,6 +1,7 @@
 package identity
 
 import (
+
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,12 @@ type AdminSignIn interface {
 type AdminDeps struct {
 	Login    AdminSignIn
 	Renderer *web.Renderer
+	// LoginMaxAge bounds the age of the phishing-resistant login (a
+	// passkey or the app: Cm) the back office needs; older, the person
+	// logs in again. Zero means 12 hours.
+	LoginMaxAge time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // Admin serves the back-office pages. It is safe for concurrent use.
@@ -47,7 +54,15 @@ type Admin struct {
 }
 
 // NewAdmin returns the back-office pages over s.
-func NewAdmin(s *Service, d AdminDeps) *Admin { return &Admin{s: s, d: d} }
+func NewAdmin(s *Service, d AdminDeps) *Admin {
+	if d.LoginMaxAge <= 0 {
+		d.LoginMaxAge = 12 * time.Hour
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Admin{s: s, d: d}
+}
 
 // Back-office paths and limits.
 const (
@@ -87,12 +102,13 @@ func adminCheckPath(id string) string { return AdminPath + "/checks/" + id }
 
 // staffOnly returns the signed-in staff member. Otherwise it answers the
 // request and ok is false: a login asking for a passkey when the session
-// has not proven one (returning to returnTo), or a 403 page for someone
+// has not proven one on idlink itself within LoginMaxAge (returning to
+// returnTo), or a 403 page for someone
 // who is not staff. Evidence requests (media) never start a login: an
 // <img> or <video> must not replace the session's login journey.
 func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool) (Staff, bool, error) {
 	auth, signedIn := a.d.Login.Current(c)
-	if !signedIn || !auth.Credentials.Has(trust.Cm) {
+	if !signedIn || !auth.Credentials.Has(trust.Cm) || a.d.Now().Sub(auth.AuthTime) > a.d.LoginMaxAge {
 		if media {
 			a.refused(c, auth.AccountID, "no_passkey_login")
 			return Staff{}, false, a.d.Renderer.ErrorPage(c, http.StatusForbidden, "You do not have access",

@@ -108,23 +108,13 @@ func TakeNotice(c fiber.Ctx) string {
 
 // ---- shared bits ----
 
-// LocalReturn returns p when it is a local path that is safe to redirect
-// to (it starts with "/", not "//" or "/\", and holds no CR or LF), else "".
-func LocalReturn(p string) string {
-	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") ||
-		strings.ContainsAny(p, "\r\n") || len(p) > 2048 {
-		return ""
-	}
-	return p
-}
-
 // returnTo reads the return_to of a page or form, or "" when absent or
 // unsafe.
 func returnTo(c fiber.Ctx) string {
 	if c.Method() == fiber.MethodPost {
-		return LocalReturn(c.FormValue("return_to"))
+		return web.LocalPath(c.FormValue("return_to"))
 	}
-	return LocalReturn(c.Query("return_to"))
+	return web.LocalPath(c.Query("return_to"))
 }
 
 // withReturn adds return_to to a page path.

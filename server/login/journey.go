@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,7 +24,6 @@ import (
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/metrics"
-	"github.com/idlink/idlink/server/secrets"
 	"github.com/idlink/idlink/server/trust"
 	"github.com/idlink/idlink/server/web"
 )
@@ -36,6 +36,10 @@ type Auth struct {
 	// LoginID is random per completed login, so a caller can tell a new
 	// login from the one it saw before (prompt=login).
 	LoginID string `json:"login_id"`
+	// Method names the way in (see SignIn).
+	Method string `json:"method,omitempty"`
+	// Asserted marks a login carried in from another relying party.
+	Asserted bool `json:"asserted,omitempty"`
 }
 
 // Request asks the journey to sign someone in.
@@ -64,6 +68,16 @@ type state struct {
 	HideSignup bool                `json:"hide_signup,omitempty"`
 	ClientName string              `json:"client_name,omitempty"`
 	Factor     string              `json:"factor,omitempty"` // the factor whose page is current
+	// Methods are the ways this journey has proven credentials so far
+	// ("password", then a factor's name), for the sign-in's audit event.
+	Methods []string `json:"methods,omitempty"`
+}
+
+// used records that method proved something in this journey.
+func (st *state) used(method string) {
+	if method != "" && !slices.Contains(st.Methods, method) {
+		st.Methods = append(st.Methods, method)
+	}
 }
 
 const (
@@ -142,26 +156,17 @@ func (j *Journey) Register(p web.Pages) {
 	}
 }
 
-// Current reports who is signed in on this browser and what they proved.
-func (j *Journey) Current(c fiber.Ctx) (Auth, bool) {
-	s := web.Sess(c)
-	var a Auth
-	if s.AccountID() == "" || !s.Get(authKey, &a) || a.AccountID != s.AccountID() {
-		return Auth{}, false
-	}
-	return a, true
-}
-
 // Start begins a login for req and sends the browser to its first step.
 // A session that is already signed in keeps what it proved (unless
 // req.Force), so only what is missing is asked for.
 func (j *Journey) Start(c fiber.Ctx, req Request) error {
-	st := state{Want: req.Want, ReturnTo: safeReturn(req.ReturnTo), HideSignup: req.HideRegistration, ClientName: req.ClientName}
+	st := state{Want: req.Want, ReturnTo: returnOrAccount(req.ReturnTo), HideSignup: req.HideRegistration, ClientName: req.ClientName}
 	if len(st.Want) == 0 {
 		st.Want = defaultWant()
 	}
 	if a, ok := j.Current(c); ok && !req.Force {
 		st.AccountID, st.Proven = a.AccountID, a.Credentials
+		st.used(a.Method)
 	}
 	j.metrics.JourneysStarted.WithLabelValues("login").Inc()
 	web.Sess(c).Put(stateKey, st)
@@ -215,6 +220,7 @@ func (j *Journey) Proved(c fiber.Ctx, cred trust.Credential) error {
 		return redirect(c, "/login")
 	}
 	st.Proven = st.Proven.With(cred)
+	st.used(st.Factor)
 	st.Factor = ""
 	web.Sess(c).Put(stateKey, st)
 	return j.next(c, st)
@@ -230,6 +236,7 @@ func (j *Journey) ProvedAll(c fiber.Ctx, creds ...trust.Credential) error {
 	for _, cred := range creds {
 		st.Proven = st.Proven.With(cred)
 	}
+	st.used(st.Factor)
 	st.Factor = ""
 	web.Sess(c).Put(stateKey, st)
 	return j.next(c, st)
@@ -289,7 +296,8 @@ func (j *Journey) AccountInProgress(c fiber.Ctx, factor string) (account.Account
 }
 
 func (j *Journey) complete(c fiber.Ctx, st state) error {
-	if err := j.signIn(c, st); errors.Is(err, ErrAccountBlocked) {
+	_, err := j.SignIn(c, Proof{AccountID: st.AccountID, Method: strings.Join(st.Methods, "+"), Credentials: st.Proven, Switch: true})
+	if errors.Is(err, ErrAccountBlocked) {
 		web.Sess(c).Delete(stateKey)
 		j.metrics.JourneysFinished.WithLabelValues("login", "blocked").Inc()
 		return j.r.ErrorPage(c, http.StatusForbidden, "You cannot log in with this account",
@@ -297,6 +305,7 @@ func (j *Journey) complete(c fiber.Ctx, st state) error {
 	} else if err != nil {
 		return err
 	}
+	j.metrics.JourneysFinished.WithLabelValues("login", "completed").Inc()
 	return redirect(c, st.ReturnTo)
 }
 
@@ -310,27 +319,6 @@ type LoginCheck interface {
 // UseLoginCheck sets the check run on every completed login.
 func (j *Journey) UseLoginCheck(lc LoginCheck) { j.check = lc }
 
-// signIn records the completed login in the session: a new session id,
-// the auth record and an audit event.
-func (j *Journey) signIn(c fiber.Ctx, st state) error {
-	if j.check != nil {
-		if err := j.check.CheckLogin(c.Context(), web.Actor(c), st.AccountID); err != nil {
-			return fmt.Errorf("login check: %w", err)
-		}
-	}
-	s := web.Sess(c)
-	s.Renew() // a new id for the signed-in session: no fixation
-	s.SetAccount(st.AccountID)
-	s.Put(authKey, Auth{AccountID: st.AccountID, Credentials: st.Proven, AuthTime: j.now().UTC().Truncate(time.Second), LoginID: secrets.NewID()})
-	s.Delete(stateKey)
-	if err := j.audit.Record(c.Context(), web.Actor(c), "login.completed", audit.Success, st.AccountID,
-		map[string]any{"credentials": st.Proven}); err != nil {
-		return err
-	}
-	j.metrics.JourneysFinished.WithLabelValues("login", "completed").Inc()
-	return nil
-}
-
 // CompleteSignIn signs in an account whose credentials another journey
 // (creating an account) has just proven, and continues where a pending
 // login journey wanted to go.
@@ -339,7 +327,7 @@ func (j *Journey) CompleteSignIn(c fiber.Ctx, accountID string, proven trust.Cre
 	if !ok {
 		st = state{ReturnTo: "/account", Want: defaultWant()}
 	}
-	st.AccountID, st.Proven = accountID, proven
+	st.AccountID, st.Proven, st.Methods = accountID, proven, []string{MethodSignup}
 	web.Sess(c).Put(stateKey, st)
 	// A new account has proven what it has; if a relying party wants more
 	// (a password typed in another browser, say) the journey asks for it.
@@ -357,9 +345,10 @@ func (j *Journey) signOut(c fiber.Ctx) error {
 	return j.r.Render(c, http.StatusOK, "signed_out", web.View{Title: "You have signed out"})
 }
 
-// safeReturn keeps ReturnTo a local path so the journey is no open redirect.
-func safeReturn(p string) string {
-	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
+// returnOrAccount keeps ReturnTo a path of this server (web.LocalPath),
+// the account page otherwise, so the journey is no open redirect.
+func returnOrAccount(p string) string {
+	if p = web.LocalPath(p); p == "" {
 		return "/account"
 	}
 	return p
@@ -384,7 +373,7 @@ func (j *Journey) passwordPage(c fiber.Ctx) error {
 	st, ok := j.load(c)
 	if !ok {
 		// Someone came to /login directly: a plain login to the account page.
-		st = state{Want: defaultWant(), ReturnTo: safeReturn(c.Query("return_to"))}
+		st = state{Want: defaultWant(), ReturnTo: returnOrAccount(c.Query("return_to"))}
 		j.metrics.JourneysStarted.WithLabelValues("login").Inc()
 		web.Sess(c).Put(stateKey, st)
 	}
@@ -431,10 +420,11 @@ func (j *Journey) passwordSubmit(c fiber.Ctx) error {
 		return j.signups.ResumePhone(c, acct.ID)
 	}
 	if st.AccountID != acct.ID { // a different person, or a first sign-in
-		st.Proven = nil
+		st.Proven, st.Methods = nil, nil
 	}
 	st.AccountID = acct.ID
 	st.Proven = st.Proven.With(trust.Cp)
+	st.used(MethodPassword)
 	web.Sess(c).Renew()
 	web.Sess(c).Put(stateKey, st)
 	return j.next(c, st)

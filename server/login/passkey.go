@@ -84,7 +84,7 @@ func (j *Journey) passkeyFinish(c fiber.Ctx) error {
 	if err != nil {
 		return j.passkeyRefused(c, cred, err)
 	}
-	next, err := j.SignedInByCredential(c, cred.AccountID, trust.Cm)
+	next, err := j.SignedInByCredential(c, cred.AccountID, MethodPasskey, trust.Cm)
 	if errors.Is(err, ErrAccountBlocked) {
 		if err := j.audit.Record(c.Context(), web.Actor(c), "passkey.login", audit.Failure, cred.AccountID, map[string]any{"reason": "account_blocked"}); err != nil {
 			return err

@@ -41,7 +41,9 @@ func (s *Server) VerifyAssertedLoginIdentity(ctx context.Context, raw, targetCli
 
 // VerifyAssertedLogin checks an asserted_login_identity JWT: signed by the
 // registered key of the client in iss (RP1) with one of its algorithms;
-// the pair RP1 → targetClientID configured in AllowedAssertedPairs; code
+// the pair RP1 → targetClientID configured in AllowedAssertedPairs; aud,
+// when present, naming this provider (the issuer, or the authorization
+// endpoint the JWT is sent to); code
 // the jti of an unexpired ID token this server issued to RP1, from a grant
 // not revoked; jti present and never seen before; iat present; exp at most
 // 60 s ahead. Rejections wrap ErrAssertedLoginIdentity (or
@@ -60,6 +62,9 @@ func (s *Server) VerifyAssertedLogin(ctx context.Context, raw, targetClientID st
 	}
 	if !s.pairs[client.ID][targetClientID] {
 		return fail("client %s may not assert logins to client %s", client.ID, targetClientID)
+	}
+	if len(c.Audience) > 0 && !c.Audience.Contains(s.issuer) && !c.Audience.Contains(s.endpoint("/authorize")) {
+		return fail("aud names neither this provider (%s) nor its authorization endpoint", s.issuer)
 	}
 	now := s.now()
 	if err := checkTimes(c, now, maxAssertedLoginLifetime); err != nil {

@@ -20,12 +20,17 @@ import (
 	"github.com/idlink/idlink/server/web"
 )
 
-// Login is what /authorize needs from the login journey.
+// Login is what /authorize needs from the login capability.
 type Login interface {
-	// Current reports who is signed in on this browser and what they proved.
-	Current(c fiber.Ctx) (login.Auth, bool)
+	// CurrentIncludingAsserted reports who is signed in on this browser
+	// and what they proved, including a login carried in from another
+	// relying party.
+	CurrentIncludingAsserted(c fiber.Ctx) (login.Auth, bool)
 	// Start sends the browser through the login journey.
 	Start(c fiber.Ctx, req login.Request) error
+	// SignIn signs the browser in with a proof verified here (the
+	// companion app's assertion, another relying party's login).
+	SignIn(c fiber.Ctx, p login.Proof) (login.Auth, error)
 }
 
 // Authorize serves /authorize and the pages around it: consent, the
@@ -36,7 +41,6 @@ type Authorize struct {
 	r        *web.Renderer
 	consents *consents
 	fido     FIDOLogin // nil: fido_auth_response is refused
-	check    login.LoginCheck
 }
 
 // FIDOLogin verifies the companion app's biometric login: an assertion
@@ -49,11 +53,6 @@ type FIDOLogin interface {
 // UseFIDO lets /authorize accept fido_auth_response, verified by f. Call
 // it before serving.
 func (a *Authorize) UseFIDO(f FIDOLogin) { a.fido = f }
-
-// UseLoginCheck runs lc on logins made at /authorize itself (the companion
-// app's fido_auth_response), as the login journey runs it on its own; an
-// error wrapping login.ErrAccountBlocked refuses the login.
-func (a *Authorize) UseLoginCheck(lc login.LoginCheck) { a.check = lc }
 
 // NewAuthorize returns the authorization endpoint of s, signing people in
 // through l and rendering pages with r.
@@ -71,6 +70,7 @@ func (a *Authorize) Register(p web.Pages) {
 	p.Get("/authorize/continue", a.handleContinue)
 	p.Post("/authorize/consent", a.handleConsent)
 	p.Post("/authorize/cancel", a.handleCancel)
+	p.Post("/authorize/switch", a.handleSwitch)
 }
 
 // Limits on authorization request parameters.
@@ -114,6 +114,9 @@ type pending struct {
 	// PriorLogin is the login the session had when the request came; with
 	// prompt=login only a different (newer) login will do.
 	PriorLogin string `json:"prior_login,omitempty"`
+	// Switch is a verified proof for another account than the one signed
+	// in, waiting for the person to choose (the switch-account page).
+	Switch *login.Proof `json:"switch,omitempty"`
 }
 
 const pendingKey = "authorize"
@@ -177,36 +180,110 @@ func (a *Authorize) handleAuthorize(c fiber.Ctx) error {
 	req.ID = secrets.NewID()
 	req.Created = a.s.now().Truncate(time.Second)
 
-	// asserted_login_identity: the first relying party vouches for a login.
+	if cur, ok := a.login.CurrentIncludingAsserted(c); ok {
+		req.PriorLogin = cur.LoginID
+	}
+	// A login proven with the request itself: the first relying party
+	// vouching for its login, or the companion app's biometric login (a
+	// login newer than PriorLogin, so it satisfies prompt=login).
+	var proof *login.Proof
 	if raw := param("asserted_login_identity"); raw != "" {
 		al, err := a.s.VerifyAssertedLogin(c.Context(), raw, client.ID)
 		if err != nil {
 			a.s.record(c.Context(), act, "authorize.asserted_login_rejected", audit.Failure, "", map[string]any{"client_id": client.ID, "error": err.Error()})
 			return a.redirectError(c, redirectURI, state, authzErr(codeInvalidRequest, "asserted_login_identity is not valid"))
 		}
-		if cur, ok := a.login.Current(c); !ok || cur.AccountID != al.AccountID {
-			// Carry the first relying party's login into this browser.
-			if err := a.adoptAssertedLogin(c, al); err != nil {
-				return err
-			}
-		}
 		a.s.record(c.Context(), act, "authorize.asserted_login", audit.Success, al.AccountID, map[string]any{"client_id": client.ID, "from": al.FromClientID})
+		proof = &login.Proof{AccountID: al.AccountID, Method: login.MethodAssertedLogin, Credentials: al.Credentials,
+			AuthTime: al.AuthTime, Asserted: true, Detail: map[string]any{"client_id": client.ID, "from": al.FromClientID}}
 	}
-
-	if cur, ok := a.login.Current(c); ok {
-		req.PriorLogin = cur.LoginID
-	}
-	// fido_auth_response: the companion app's biometric login, a login
-	// newer than PriorLogin (so it satisfies prompt=login).
 	if raw := param("fido_auth_response"); raw != "" {
-		if aerr := a.fidoSignIn(c, client, raw); aerr != nil {
+		p, aerr := a.fidoProof(c, client, raw)
+		if aerr != nil {
 			return a.redirectError(c, redirectURI, state, aerr)
 		}
+		proof = &p
 	}
 	set := loadPending(c)
 	set.add(req)
 	savePending(c, set)
+	if proof != nil {
+		return a.signIn(c, req, client, *proof)
+	}
 	return a.proceed(c, req, client)
+}
+
+// signIn signs the browser in with a proof that came with the request,
+// then carries on with it. A browser signed in to another account is not
+// switched silently: the person is asked first.
+func (a *Authorize) signIn(c fiber.Ctx, req pending, client *Client, p login.Proof) error {
+	auth, err := a.login.SignIn(c, p)
+	switch {
+	case errors.Is(err, login.ErrOtherAccount):
+		return a.askSwitch(c, req, client, p)
+	case errors.Is(err, login.ErrAccountBlocked):
+		return a.finishError(c, req, authzErr("access_denied", "the account cannot be used to sign in"))
+	case err != nil:
+		return err
+	}
+	if p.Asserted {
+		// Another relying party's login is not a new login here: with
+		// prompt=login the person still logs in.
+		req.PriorLogin = auth.LoginID
+	}
+	req.Switch = nil
+	set := loadPending(c)
+	set[req.ID] = req
+	savePending(c, set)
+	return a.proceed(c, req, client)
+}
+
+// switchView is what the switch-account page shows.
+type switchView struct {
+	RequestID, ClientName, Current, Other string
+}
+
+// askSwitch keeps the verified proof with the request and asks the person
+// whether to leave the account this browser is signed in to.
+func (a *Authorize) askSwitch(c fiber.Ctx, req pending, client *Client, p login.Proof) error {
+	cur, _ := a.login.CurrentIncludingAsserted(c)
+	curPerson, err := a.s.person(c.Context(), cur.AccountID)
+	if err != nil && !errors.Is(err, ErrAccountBlocked) && !errors.Is(err, ErrNoPerson) {
+		return err
+	}
+	other, err := a.s.person(c.Context(), p.AccountID)
+	if err != nil && !errors.Is(err, ErrAccountBlocked) && !errors.Is(err, ErrNoPerson) {
+		return err
+	}
+	req.Switch = &p
+	set := loadPending(c)
+	set[req.ID] = req
+	savePending(c, set)
+	a.s.record(c.Context(), web.Actor(c), "authorize.switch_asked", audit.Success, cur.AccountID,
+		map[string]any{"client_id": client.ID, "method": p.Method, "other_account_id": p.AccountID})
+	return a.r.Render(c, http.StatusOK, "switch_account", web.View{Title: "You are already logged in",
+		Data: switchView{RequestID: req.ID, ClientName: client.Name, Current: curPerson.Email, Other: other.Email}})
+}
+
+// handleSwitch takes the person's choice on the switch-account page:
+// continue as the other account (signing the first out of this browser),
+// or stay and send the relying party access_denied.
+func (a *Authorize) handleSwitch(c fiber.Ctx) error {
+	req, client, err := a.loadRequest(c, c.FormValue("id"))
+	if err != nil || client == nil {
+		return err
+	}
+	if req.Switch == nil {
+		return a.proceed(c, req, client)
+	}
+	p := *req.Switch
+	if c.FormValue("decision") != "switch" {
+		a.s.record(c.Context(), web.Actor(c), "authorize.switch_declined", audit.Success, p.AccountID,
+			map[string]any{"client_id": client.ID, "method": p.Method})
+		return a.finishError(c, req, authzErr("access_denied", "the person chose to stay logged in to another account"))
+	}
+	p.Switch = true
+	return a.signIn(c, req, client, p)
 }
 
 func (set pendingSet) add(p pending) {
@@ -297,6 +374,9 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 	default:
 		return req, authzErr(codeInvalidRequest, "allow_registration must be true or false")
 	}
+	if param("fido_auth_response") != "" && param("asserted_login_identity") != "" {
+		return req, authzErr(codeInvalidRequest, "asserted_login_identity and fido_auth_response cannot be used together")
+	}
 	if param("fido_auth_response") != "" && a.fido == nil {
 		return req, authzErr(codeInvalidRequest, "fido_auth_response is not supported by this server")
 	}
@@ -312,9 +392,12 @@ func (a *Authorize) proceed(c fiber.Ctx, req pending, client *Client) error {
 	if err != nil {
 		return fmt.Errorf("stored vtr: %w", err)
 	}
-	auth, signedIn := a.login.Current(c)
+	auth, signedIn := a.login.CurrentIncludingAsserted(c)
 	if signedIn && req.Prompt == "login" && auth.LoginID == req.PriorLogin {
 		signedIn = false // prompt=login: only a login after the request counts
+	}
+	if signedIn && auth.Asserted && slices.Contains(strings.Fields(req.Scope), ScopeDeviceEnrolment) {
+		signedIn = false // enrolling the app needs a login made on idlink
 	}
 	var person Person
 	if signedIn {
@@ -436,8 +519,8 @@ func (a *Authorize) handleConsent(c fiber.Ctx) error {
 	if err != nil || client == nil {
 		return err
 	}
-	auth, ok := a.login.Current(c)
-	if !ok {
+	auth, ok := a.login.CurrentIncludingAsserted(c)
+	if !ok || req.Switch != nil {
 		return a.proceed(c, req, client)
 	}
 	if c.FormValue("decision") != "allow" {
@@ -506,7 +589,7 @@ func (a *Authorize) handleCancel(c fiber.Ctx) error {
 func (a *Authorize) finishError(c fiber.Ctx, req pending, e *authzError) error {
 	a.forget(c, req.ID)
 	acct := ""
-	if auth, ok := a.login.Current(c); ok {
+	if auth, ok := a.login.CurrentIncludingAsserted(c); ok {
 		acct = auth.AccountID
 	}
 	a.s.record(c.Context(), web.Actor(c), "authorize.denied", audit.Failure, acct, map[string]any{"client_id": req.ClientID, "error": e.code, "description": e.description})
@@ -540,16 +623,6 @@ func redirectTo(c fiber.Ctx, redirectURI string, v url.Values) error {
 	}
 	u.RawQuery = q.Encode()
 	return c.Redirect().Status(http.StatusSeeOther).To(u.String())
-}
-
-// adoptAssertedLogin signs the browser in as the first relying party's
-// login did, so the SSO check below sees it.
-func (a *Authorize) adoptAssertedLogin(c fiber.Ctx, al AssertedLogin) error {
-	s := web.Sess(c)
-	s.Renew()
-	s.SetAccount(al.AccountID)
-	s.Put(web.SignedInKey, login.Auth{AccountID: al.AccountID, Credentials: al.Credentials, AuthTime: al.AuthTime, LoginID: secrets.NewID()})
-	return nil
 }
 
 func truncateParam(s string) string {
