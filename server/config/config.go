@@ -44,12 +44,12 @@ type Config struct {
 	NotifyBaseURL   string            // IDLINK_NOTIFY_BASE_URL
 	NotifyTemplates map[string]string // IDLINK_NOTIFY_TEMPLATES: kind=template-id,…
 
-	TermsVersion      string        // IDLINK_TERMS_VERSION
-	SessionIdle       time.Duration // IDLINK_SESSION_IDLE
-	SessionAbsolute   time.Duration // IDLINK_SESSION_ABSOLUTE
+	TermsVersion    string        // IDLINK_TERMS_VERSION
+	SessionIdle     time.Duration // IDLINK_SESSION_IDLE
+	SessionAbsolute time.Duration // IDLINK_SESSION_ABSOLUTE
 	// StaffLoginMaxAge bounds how old the passkey or app login of an ID
 	// checker may be for the back office (IDLINK_STAFF_LOGIN_MAX_AGE).
-	StaffLoginMaxAge time.Duration
+	StaffLoginMaxAge  time.Duration
 	TrustedProxies    []string      // IDLINK_TRUSTED_PROXIES: comma-separated IPs or CIDRs
 	MaxHashes         int           // IDLINK_MAX_CONCURRENT_HASHES: 0 = number of CPUs
 	AdminToken        string        // IDLINK_ADMIN_TOKEN: bearer token of the admin API

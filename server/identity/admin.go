@@ -1,7 +1,6 @@
 package identity
 
 import (
-
 	"context"
 	"errors"
 	"fmt"
