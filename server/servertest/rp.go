@@ -42,13 +42,21 @@ type RP struct {
 // given scopes (besides openid); a public one uses PKCE without a key.
 func NewRP(t testing.TB, s *Server, public bool, scopes ...string) *RP {
 	t.Helper()
+	return NewRPWithID(t, s, "", public, scopes...)
+}
+
+// NewRPWithID is NewRP with a chosen client_id (configuration such as
+// IDLINK_ASSERTED_LOGIN_PAIRS names clients before they exist); "" lets
+// the server choose.
+func NewRPWithID(t testing.TB, s *Server, id string, public bool, scopes ...string) *RP {
+	t.Helper()
 	callback := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("relying party callback"))
 	}))
 	t.Cleanup(callback.Close)
 	c := idp.Client{
-		Name: "Test Health Service", RedirectURIs: []string{callback.URL + "/callback"},
+		ID: id, Name: "Test Health Service", RedirectURIs: []string{callback.URL + "/callback"},
 		Scopes: append([]string{"openid"}, scopes...), VTR: idp.NHSProfileVectors(), Public: public,
 	}
 	r := &RP{t: t, s: s, callback: callback}
@@ -133,6 +141,17 @@ func (r *RP) Assertion() string {
 		Issuer: r.Client.ID, Subject: r.Client.ID, Audience: jwt.Audience{r.Config.Endpoint.TokenURL},
 		ID: secrets.NewID(), IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(5 * time.Minute)),
 	}).Serialize()
+	require.NoError(r.t, err)
+	return raw
+}
+
+// Sign returns a JWT with claims signed RS512 by the relying party's key
+// (an asserted_login_identity, say).
+func (r *RP) Sign(claims map[string]any) string {
+	r.t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS512, Key: r.key}, (&jose.SignerOptions{}).WithType("JWT"))
+	require.NoError(r.t, err)
+	raw, err := jwt.Signed(signer).Claims(claims).Serialize()
 	require.NoError(r.t, err)
 	return raw
 }
