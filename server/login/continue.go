@@ -13,27 +13,10 @@ import (
 	"github.com/idlink/idlink/server/web"
 )
 
-// RequestFactor is a Factor whose availability depends on the request (a
-// cookie, say) and on what the login has proven so far. The journey asks
-// AvailableIn instead of Available.
-type RequestFactor interface {
-	Factor
-	// AvailableIn reports whether the factor can be used now for acct, in
-	// this request, by a login that has proven proven.
-	AvailableIn(c fiber.Ctx, acct account.Account, proven trust.Credentials) bool
-}
-
 // defaultWant is what a plain login aims for: a password and a second
 // factor, or a passkey.
 func defaultWant() []trust.Credentials {
 	return []trust.Credentials{{trust.Cd, trust.Cp}, {trust.Cm}}
-}
-
-func (j *Journey) available(c fiber.Ctx, f Factor, st state, acct account.Account) bool {
-	if rf, ok := f.(RequestFactor); ok {
-		return rf.AvailableIn(c, acct, st.Proven)
-	}
-	return f.Available(c.Context(), acct)
 }
 
 // continuePage moves a journey on from wherever it stands (used after a

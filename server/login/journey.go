@@ -85,63 +85,62 @@ const (
 	authKey  = web.SignedInKey
 )
 
-// Factor is a way to prove one credential component after the password
-// (or instead of it, for Cm). Implementations own their pages.
+// Factor is a way to prove credential components after the password (or
+// instead of it, for Cm). Implementations own their pages.
 type Factor interface {
 	// Name identifies the factor in state and audit events.
 	Name() string
-	// Proves is the credential component a success proves.
-	Proves() trust.Credential
-	// Available reports whether the factor can be used for this account now.
-	Available(ctx context.Context, acct account.Account) bool
-	// Begin starts the factor (sends a code, creates a request) and sends
-	// the browser to its page.
-	Begin(c fiber.Ctx, acct account.Account) error
+	// Proves lists the credential components a success proves.
+	Proves() trust.Credentials
+	// Available reports whether the factor can be used for acct now, in
+	// this request, by a login that has proven proven so far.
+	Available(c fiber.Ctx, acct account.Account, proven trust.Credentials) bool
+	// Begin starts the factor for j (sends a code, asks the phone) and
+	// sends the browser to its page.
+	Begin(c fiber.Ctx, j *Journey, acct account.Account) error
+	// Routes mounts the factor's pages for j.
+	Routes(p web.Pages, j *Journey)
 }
 
-// Signups is what the journey needs from the account pages to resume an
-// unfinished signup.
-type Signups interface {
-	ResumePending(c fiber.Ctx, signupID, email string) error
-	ResumePhone(c fiber.Ctx, accountID string) error
+// Deps are what the journey is built from.
+type Deps struct {
+	Accounts *account.Service
+	Renderer *web.Renderer
+	Audit    *audit.Log
+	Metrics  *metrics.Metrics
+	// Check runs on every sign-in (identity's PDS check); nil runs none.
+	Check LoginCheck
+	// Passkeys enables "Log in with a passkey" on the login page; nil
+	// leaves it out.
+	Passkeys Passkeys
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // Journey runs logins. It is safe for concurrent use.
 type Journey struct {
 	accounts *account.Service
-	signups  Signups
 	r        *web.Renderer
 	audit    *audit.Log
 	metrics  *metrics.Metrics
-	factors  []Factor
-	now      func() time.Time
-	// remember is the remembered-browser factor, when enabled.
-	remember *rememberFactor
-	// passkeys runs passkey logins, when enabled.
+	check    LoginCheck
 	passkeys Passkeys
-	// check runs on every completed login, when set.
-	check LoginCheck
+	// factors are tried in this order for each missing credential.
+	factors []Factor
+	now     func() time.Time
 }
 
-// New returns the login journey with the texted security code as its
-// first second factor.
-func New(accounts *account.Service, signups Signups, r *web.Renderer, log *audit.Log, m *metrics.Metrics, now func() time.Time) *Journey {
-	if now == nil {
-		now = time.Now
+// New returns the login journey with its second factors in order of
+// preference: for each credential still missing, the first available
+// factor that proves it is used (so a remembered browser goes before a
+// phone approval, and both before a texted code).
+func New(d Deps, factors ...Factor) *Journey {
+	if d.Now == nil {
+		d.Now = time.Now
 	}
-	j := &Journey{accounts: accounts, signups: signups, r: r, audit: log, metrics: m, now: now}
-	j.AddFactor(&smsFactor{j: j})
-	return j
+	return &Journey{accounts: d.Accounts, r: d.Renderer, audit: d.Audit, metrics: d.Metrics, check: d.Check,
+		passkeys: d.Passkeys, factors: factors, now: d.Now}
 }
-
-// AddFactor adds a second factor. Factors added earlier are preferred
-// when several could prove the same component; a factor added with
-// AddPreferredFactor is tried first.
-func (j *Journey) AddFactor(f Factor) { j.factors = append(j.factors, f) }
-
-// AddPreferredFactor adds a factor tried before the existing ones (a
-// remembered browser should be used before a code is texted).
-func (j *Journey) AddPreferredFactor(f Factor) { j.factors = append([]Factor{f}, j.factors...) }
 
 // Register mounts the login pages.
 func (j *Journey) Register(p web.Pages) {
@@ -149,10 +148,12 @@ func (j *Journey) Register(p web.Pages) {
 	p.Post("/login", j.passwordSubmit)
 	p.Post("/sign-out", j.signOut)
 	p.Get("/login/continue", j.continuePage)
+	if j.passkeys != nil {
+		PostJSON(p, "/login/passkey/begin", j.passkeyBegin)
+		PostJSON(p, "/login/passkey/finish", j.passkeyFinish)
+	}
 	for _, f := range j.factors {
-		if r, ok := f.(interface{ Register(web.Pages) }); ok {
-			r.Register(p)
-		}
+		f.Routes(p, j)
 	}
 }
 
@@ -200,10 +201,10 @@ func (j *Journey) next(c fiber.Ctx, st state) error {
 				return redirect(c, "/login")
 			}
 			for _, f := range j.factors {
-				if proves(f, missing) && j.available(c, f, st, acct) {
+				if f.Proves().Has(missing) && f.Available(c, acct, st.Proven) {
 					st.Factor = f.Name()
 					web.Sess(c).Put(stateKey, st)
-					return f.Begin(c, acct)
+					return f.Begin(c, j, acct)
 				}
 			}
 		}
@@ -242,18 +243,6 @@ func (j *Journey) ProvedAll(c fiber.Ctx, creds ...trust.Credential) error {
 	return j.next(c, st)
 }
 
-// proves reports whether f can prove cred: its main credential, or one of
-// the others it proves at the same time.
-func proves(f Factor, cred trust.Credential) bool {
-	if f.Proves() == cred {
-		return true
-	}
-	if m, ok := f.(interface{ ProvesAll() trust.Credentials }); ok {
-		return m.ProvesAll().Has(cred)
-	}
-	return false
-}
-
 // switchFactor moves the journey from the current factor to the factor
 // named name (a phone approval falling back to a texted code).
 func (j *Journey) switchFactor(c fiber.Ctx, acct account.Account, name string) error {
@@ -262,10 +251,10 @@ func (j *Journey) switchFactor(c fiber.Ctx, acct account.Account, name string) e
 		return redirect(c, "/login")
 	}
 	for _, f := range j.factors {
-		if f.Name() == name && j.available(c, f, st, acct) {
+		if f.Name() == name && f.Available(c, acct, st.Proven) {
 			st.Factor = name
 			web.Sess(c).Put(stateKey, st)
-			return f.Begin(c, acct)
+			return f.Begin(c, j, acct)
 		}
 	}
 	return j.r.ErrorPage(c, http.StatusForbidden, "You cannot log in to this service yet",
@@ -315,9 +304,6 @@ func (j *Journey) complete(c fiber.Ctx, st state) error {
 type LoginCheck interface {
 	CheckLogin(ctx context.Context, a audit.Actor, accountID string) error
 }
-
-// UseLoginCheck sets the check run on every completed login.
-func (j *Journey) UseLoginCheck(lc LoginCheck) { j.check = lc }
 
 // CompleteSignIn signs in an account whose credentials another journey
 // (creating an account) has just proven, and continues where a pending
@@ -402,7 +388,7 @@ func (j *Journey) passwordSubmit(c fiber.Ctx) error {
 	switch {
 	case errors.As(err, &pending):
 		web.Sess(c).Delete(stateKey)
-		return j.signups.ResumePending(c, pending.SignupID, pending.Email)
+		return account.ResumePending(c, pending.SignupID, pending.Email)
 	case errors.Is(err, account.ErrBadPassword):
 		v.Errors.Add("email", "Enter a correct email address and password")
 		return j.r.Render(c, http.StatusUnprocessableEntity, "login", v)
@@ -417,7 +403,7 @@ func (j *Journey) passwordSubmit(c fiber.Ctx) error {
 	}
 	if acct.Status == account.StatusPendingPhone {
 		web.Sess(c).Delete(stateKey)
-		return j.signups.ResumePhone(c, acct.ID)
+		return account.ResumePhone(c, acct.ID)
 	}
 	if st.AccountID != acct.ID { // a different person, or a first sign-in
 		st.Proven, st.Methods = nil, nil

@@ -25,22 +25,6 @@ type Passkeys interface {
 // ceremony's id.
 const passkeyCeremonyKey = "passkey_login"
 
-// RegisterPasskeyLogin enables "Log in with a passkey" (and passkey
-// autofill) on the login page and mounts its JSON endpoints:
-// POST /login/passkey/begin answers the WebAuthn request options, and
-// POST /login/passkey/finish takes the browser's assertion and answers
-// {"redirect": "..."}, or {"error": "...", "message": "..."}. It also adds
-// a passkey as a factor proving Cm after the password (GET /login/passkey),
-// for relying parties that ask for Cm.
-func (j *Journey) RegisterPasskeyLogin(p web.Pages, pk Passkeys, creds CredentialLister) {
-	j.passkeys = pk
-	f := &passkeyFactor{j: j, creds: creds}
-	j.AddFactor(f)
-	p.Get("/login/passkey", f.page)
-	PostJSON(p, "/login/passkey/begin", j.passkeyBegin)
-	PostJSON(p, "/login/passkey/finish", j.passkeyFinish)
-}
-
 func (j *Journey) passkeyBegin(c fiber.Ctx) error {
 	id, options, err := j.passkeys.BeginDiscoverableLogin(c.Context())
 	if err != nil {
@@ -136,13 +120,16 @@ func isFIDORefusal(err error) bool {
 	return false
 }
 
-// passkeyFactor proves Cm after the password, for a relying party that
+// PasskeyFactor proves Cm after the password, for a relying party that
 // asks for a passkey: its page offers the same discoverable passkey login
-// as the login page.
-type passkeyFactor struct {
-	j     *Journey
+// as the login page (the journey's Passkeys must be set).
+type PasskeyFactor struct {
 	creds CredentialLister
 }
+
+// NewPasskeyFactor returns the passkey factor, available to accounts with
+// a passkey in creds.
+func NewPasskeyFactor(creds CredentialLister) *PasskeyFactor { return &PasskeyFactor{creds: creds} }
 
 // CredentialLister lists an account's WebAuthn credentials (fido.Service
 // satisfies it).
@@ -152,12 +139,16 @@ type CredentialLister interface {
 
 const passkeyName = "passkey"
 
-func (f *passkeyFactor) Name() string             { return passkeyName }
-func (f *passkeyFactor) Proves() trust.Credential { return trust.Cm }
+// Name implements Factor.
+func (f *PasskeyFactor) Name() string { return passkeyName }
 
-// Available reports whether the account has a passkey that is not blocked.
-func (f *passkeyFactor) Available(ctx context.Context, acct account.Account) bool {
-	creds, err := f.creds.ListCredentials(ctx, acct.ID)
+// Proves implements Factor: Cm.
+func (f *PasskeyFactor) Proves() trust.Credentials { return trust.Credentials{trust.Cm} }
+
+// Available implements Factor: the account has a passkey that is not
+// blocked.
+func (f *PasskeyFactor) Available(c fiber.Ctx, acct account.Account, _ trust.Credentials) bool {
+	creds, err := f.creds.ListCredentials(c.Context(), acct.ID)
 	if err != nil {
 		return false
 	}
@@ -169,13 +160,17 @@ func (f *passkeyFactor) Available(ctx context.Context, acct account.Account) boo
 	return false
 }
 
-func (f *passkeyFactor) Begin(c fiber.Ctx, _ account.Account) error {
+// Begin implements Factor: shows the passkey page.
+func (f *PasskeyFactor) Begin(c fiber.Ctx, _ *Journey, _ account.Account) error {
 	return redirect(c, "/login/passkey")
 }
 
-func (f *passkeyFactor) page(c fiber.Ctx) error {
-	if _, ok := f.j.AccountInProgress(c, passkeyName); !ok {
-		return redirect(c, "/login")
-	}
-	return f.j.r.Render(c, http.StatusOK, "passkey_login", web.View{Title: "Use your passkey", BackLink: "/login"})
+// Routes implements Factor.
+func (f *PasskeyFactor) Routes(p web.Pages, j *Journey) {
+	p.Get("/login/passkey", func(c fiber.Ctx) error {
+		if _, ok := j.AccountInProgress(c, passkeyName); !ok {
+			return redirect(c, "/login")
+		}
+		return j.r.Render(c, http.StatusOK, "passkey_login", web.View{Title: "Use your passkey", BackLink: "/login"})
+	})
 }

@@ -50,14 +50,11 @@ type FIDOLogin interface {
 	FinishLoginByChallenge(ctx context.Context, body []byte) (fido.Credential, error)
 }
 
-// UseFIDO lets /authorize accept fido_auth_response, verified by f. Call
-// it before serving.
-func (a *Authorize) UseFIDO(f FIDOLogin) { a.fido = f }
-
 // NewAuthorize returns the authorization endpoint of s, signing people in
-// through l and rendering pages with r.
-func NewAuthorize(s *Server, l Login, r *web.Renderer) *Authorize {
-	return &Authorize{s: s, login: l, r: r, consents: &consents{db: s.db}}
+// through l and rendering pages with r. With f, it accepts the companion
+// app's fido_auth_response; with nil, that parameter is refused.
+func NewAuthorize(s *Server, l Login, r *web.Renderer, f FIDOLogin) *Authorize {
+	return &Authorize{s: s, login: l, r: r, consents: &consents{db: s.db}, fido: f}
 }
 
 // Register mounts /authorize (GET and POST) and its pages.
@@ -222,6 +219,11 @@ func (a *Authorize) signIn(c fiber.Ctx, req pending, client *Client, p login.Pro
 	case errors.Is(err, login.ErrOtherAccount):
 		return a.askSwitch(c, req, client, p)
 	case errors.Is(err, login.ErrAccountBlocked):
+		event := "authorize.fido_rejected"
+		if p.Asserted {
+			event = "authorize.asserted_login_rejected"
+		}
+		a.s.record(c.Context(), web.Actor(c), event, audit.Failure, p.AccountID, map[string]any{"client_id": client.ID, "reason": "account_blocked"})
 		return a.finishError(c, req, authzErr("access_denied", "the account cannot be used to sign in"))
 	case err != nil:
 		return err

@@ -297,11 +297,32 @@ func (s *Server) revokeGrant(ctx context.Context, grantID string) error {
 	return nil
 }
 
+// Grants revokes what relying parties hold for an account. It needs only
+// the database, so capabilities that revoke (identity) are built before
+// the provider, which needs them for its claims.
+type Grants struct {
+	db  *sqlx.DB
+	now func() time.Time
+}
+
+// NewGrants returns the grant revoker over db (now defaults to time.Now).
+func NewGrants(db *sqlx.DB, now func() time.Time) *Grants {
+	if now == nil {
+		now = time.Now
+	}
+	return &Grants{db: db, now: now}
+}
+
 // RevokeAccount revokes every grant of an account (a person PDS marks as
 // deceased): their refresh tokens are refused and their access tokens
 // rejected. It returns how many grants it revoked.
 func (s *Server) RevokeAccount(ctx context.Context, accountID string) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE oidc_grants SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL`), s.now(), accountID)
+	return (&Grants{db: s.db, now: s.now}).RevokeAccount(ctx, accountID)
+}
+
+// RevokeAccount is Server.RevokeAccount.
+func (g *Grants) RevokeAccount(ctx context.Context, accountID string) (int64, error) {
+	res, err := g.db.ExecContext(ctx, g.db.Rebind(`UPDATE oidc_grants SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL`), g.now(), accountID)
 	if err != nil {
 		return 0, fmt.Errorf("revoke account grants: %w", err)
 	}
