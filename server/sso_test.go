@@ -35,8 +35,8 @@ func startSSO(t *testing.T, dbURL string) *ssoEnv {
 	e := &ssoEnv{s: s, rp1: servertest.NewRPWithID(t, s, "rp1", false, "email"), rp2: servertest.NewRPWithID(t, s, "rp2", false, "email")}
 	b := s.NewBrowser(t)
 	a := e.rp1.Request(map[string]string{"vtr": `["P0.Cp.Cd"]`})
-	p := s.CreateAccount(t, b, ssoEmail, pw, phone)
-	p = b.Get(a.URL)
+	s.CreateAccount(t, b, ssoEmail, pw, phone)
+	p := b.Get(a.URL)
 	if p.HasForm("/authorize/consent") {
 		p = b.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"})
 	}
