@@ -272,26 +272,28 @@ type finishBody struct {
 	Name       string          `json:"name"`
 }
 
-// registrationRefusals maps fido's sentinel errors to answers.
-var registrationRefusals = []struct {
-	err     error
-	status  int
-	code    string
-	message string
-}{
-	{fido.ErrCeremonyNotFound, http.StatusBadRequest, "ceremony_expired", "This request has expired or has already been used. Try adding the passkey again."},
-	{fido.ErrCeremonyExpired, http.StatusBadRequest, "ceremony_expired", "This request has expired. Try adding the passkey again."},
-	{fido.ErrMalformed, http.StatusBadRequest, "malformed", "Your browser sent a passkey we could not read. Try again."},
-	{fido.ErrUserVerification, http.StatusBadRequest, "user_verification_required", "Your device did not check it was you (with a fingerprint, face or PIN). Try again with a passkey that can."},
-	{fido.ErrCredentialExists, http.StatusBadRequest, "credential_exists", "This passkey is already registered."},
-	{fido.ErrAAGUIDNotAllowed, http.StatusBadRequest, "authenticator_not_allowed", "This type of passkey cannot be used with this service. Try another device or security key."},
-	{fido.ErrBackupEligibleRefused, http.StatusBadRequest, "synced_passkey_refused", "Passkeys that are synced between devices cannot be used with this service. Try a security key."},
-	{fido.ErrInvalid, http.StatusBadRequest, "invalid_name", "Enter a name of 64 characters or fewer."},
-	{fido.ErrChallengeMismatch, http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
-	{fido.ErrOrigin, http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
-	{fido.ErrRPID, http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
-	{fido.ErrSignature, http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
-	{fido.ErrVerification, http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
+// registrationRefusal is how a refused passkey registration is answered.
+type registrationRefusal struct {
+	status        int
+	code, message string
+}
+
+// registrationRefusals answers fido's kinds of refusal; any other error is
+// a failure of the service.
+var registrationRefusals = map[fido.Kind]registrationRefusal{
+	fido.KindCeremonyNotFound:      {http.StatusBadRequest, "ceremony_expired", "This request has expired or has already been used. Try adding the passkey again."},
+	fido.KindCeremonyExpired:       {http.StatusBadRequest, "ceremony_expired", "This request has expired. Try adding the passkey again."},
+	fido.KindMalformed:             {http.StatusBadRequest, "malformed", "Your browser sent a passkey we could not read. Try again."},
+	fido.KindUserVerification:      {http.StatusBadRequest, "user_verification_required", "Your device did not check it was you (with a fingerprint, face or PIN). Try again with a passkey that can."},
+	fido.KindCredentialExists:      {http.StatusBadRequest, "credential_exists", "This passkey is already registered."},
+	fido.KindAAGUIDNotAllowed:      {http.StatusBadRequest, "authenticator_not_allowed", "This type of passkey cannot be used with this service. Try another device or security key."},
+	fido.KindBackupEligibleRefused: {http.StatusBadRequest, "synced_passkey_refused", "Passkeys that are synced between devices cannot be used with this service. Try a security key."},
+	fido.KindInvalid:               {http.StatusBadRequest, "invalid_name", "Enter a name of 64 characters or fewer."},
+	fido.KindChallengeMismatch:     {http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
+	fido.KindOrigin:                {http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
+	fido.KindRPID:                  {http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
+	fido.KindSignature:             {http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
+	fido.KindVerification:          {http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
 }
 
 func (h *Handlers) passkeyFinish(c fiber.Ctx) error {
@@ -316,15 +318,14 @@ func (h *Handlers) passkeyFinish(c fiber.Ctx) error {
 	s.Delete(registrationKey)
 	cred, err := h.d.FIDO.FinishRegistration(c.Context(), acct.ID, ceremonyID, []byte(body.Credential), body.Name, "")
 	if err != nil {
-		for _, r := range registrationRefusals {
-			if errors.Is(err, r.err) {
-				if aerr := h.record(c, "passkey.added", audit.Failure, acct.ID, map[string]any{"reason": r.code, "error": err.Error()}); aerr != nil {
-					return aerr
-				}
-				return login.JSONError(c, r.status, r.code, r.message)
-			}
+		r, refused := registrationRefusals[fido.Classify(err)]
+		if !refused {
+			return err
 		}
-		return err
+		if aerr := h.record(c, "passkey.added", audit.Failure, acct.ID, map[string]any{"reason": r.code, "error": err.Error()}); aerr != nil {
+			return aerr
+		}
+		return login.JSONError(c, r.status, r.code, r.message)
 	}
 	if err := h.record(c, "passkey.added", audit.Success, acct.ID, map[string]any{"credential": encodeID(cred.ID), "name": cred.Name}); err != nil {
 		return err
