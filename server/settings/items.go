@@ -8,13 +8,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v3"
 
 	"github.com/idlink/idlink/device"
 	"github.com/idlink/idlink/fido"
+	"github.com/idlink/idlink/names"
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/login"
@@ -30,14 +29,13 @@ type renameData struct {
 
 // nameError checks a new name as the stores will, and says what is wrong.
 func nameError(name string, max int) string {
-	name = strings.TrimSpace(name)
-	n := utf8.RuneCountInString(name)
+	_, err := names.Clean(name, max)
 	switch {
-	case n == 0:
+	case errors.Is(err, names.ErrEmpty):
 		return "Enter a name"
-	case n > max:
+	case errors.Is(err, names.ErrTooLong):
 		return fmt.Sprintf("The name must be %d characters or fewer", max)
-	case !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0:
+	case err != nil:
 		return "The name must only include letters, numbers, spaces and punctuation"
 	}
 	return ""
