@@ -2,13 +2,9 @@ package server
 
 import (
 	"context"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 
 	"github.com/gofiber/fiber/v3"
 
@@ -30,7 +26,7 @@ func (s *Server) buildIdentity(ctx context.Context, keys *secrets.Keyring) error
 	var dir pds.Directory
 	switch s.cfg.PDSProvider {
 	case "fhir":
-		key, err := readRSAKey(s.cfg.PDSKeyFile)
+		key, err := secrets.ReadRSAPrivateKey(s.cfg.PDSKeyFile)
 		if err != nil {
 			return fmt.Errorf("IDLINK_PDS_KEY_FILE: %w", err)
 		}
@@ -82,29 +78,6 @@ func (l loginCheck) CheckLogin(ctx context.Context, a audit.Actor, accountID str
 		return fmt.Errorf("%w: %w", login.ErrAccountBlocked, err)
 	}
 	return err
-}
-
-func readRSAKey(path string) (*rsa.PrivateKey, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(raw)
-	if block == nil {
-		return nil, errors.New("no PEM block")
-	}
-	if k, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
-		return k, nil
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, errors.New("not an RSA key")
-	}
-	return rk, nil
 }
 
 // limitBody refuses request bodies over small bytes (413), except on the
