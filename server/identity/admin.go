@@ -122,17 +122,8 @@ func (a *Admin) refused(c fiber.Ctx, accountID, reason string) {
 	a.s.record(c.Context(), web.Actor(c), "admin.access_refused", false, accountID, detail)
 }
 
-const adminNoticeKey = "admin_notice"
-
-func adminFlash(c fiber.Ctx, msg string) { web.Sess(c).Put(adminNoticeKey, msg) }
-
-func adminTakeNotice(c fiber.Ctx) string {
-	var n string
-	if web.Sess(c).Get(adminNoticeKey, &n) {
-		web.Sess(c).Delete(adminNoticeKey)
-	}
-	return n
-}
+// adminNotice is a one-time confirmation for the back office's next page.
+const adminNotice = web.Notice("admin_notice")
 
 func adminSeeOther(c fiber.Ctx, to string) error {
 	return c.Redirect().Status(http.StatusSeeOther).To(to)
@@ -173,7 +164,7 @@ func (a *Admin) queuePage(c fiber.Ctx) error {
 	if !ok {
 		return err
 	}
-	return a.renderQueue(c, m, adminTakeNotice(c))
+	return a.renderQueue(c, m, adminNotice.Take(c))
 }
 
 func (a *Admin) renderQueue(c fiber.Ctx, m Staff, notice string) error {
@@ -224,7 +215,7 @@ func (a *Admin) claim(c fiber.Ctx) error {
 	_, err = a.s.Claim(c.Context(), web.Actor(c), m, id)
 	switch {
 	case errors.Is(err, ErrClaimed):
-		adminFlash(c, adminMsgClaimed)
+		adminNotice.Set(c, adminMsgClaimed)
 		return adminSeeOther(c, AdminPath)
 	case errors.Is(err, ErrNotFound):
 		return a.notFound(c)
@@ -294,7 +285,7 @@ func (a *Admin) reviewing(c fiber.Ctx, m Staff) (Check, bool, error) {
 		return Check{}, false, err
 	}
 	if ch.Status == CheckSubmitted {
-		adminFlash(c, adminMsgNotClaimed)
+		adminNotice.Set(c, adminMsgNotClaimed)
 		return Check{}, false, adminSeeOther(c, AdminPath)
 	}
 	if ch.Status != CheckInReview || ch.ClaimedBy == nil || *ch.ClaimedBy != m.AccountID {
@@ -334,7 +325,7 @@ func (a *Admin) checkPage(c fiber.Ctx) error {
 		return err
 	}
 	v := a.checkView(ch)
-	v.Notice = adminTakeNotice(c)
+	v.Notice = adminNotice.Take(c)
 	return a.renderCheck(c, v)
 }
 
@@ -532,7 +523,7 @@ func (a *Admin) decide(c fiber.Ctx) error {
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrClaimed):
-		adminFlash(c, adminMsgDecided)
+		adminNotice.Set(c, adminMsgDecided)
 		return adminSeeOther(c, AdminPath)
 	case errors.Is(err, ErrNotFound):
 		return a.notFound(c)
@@ -553,9 +544,9 @@ func (a *Admin) decide(c fiber.Ctx) error {
 		return a.renderCheck(c, v)
 	}
 	if d.Approve {
-		adminFlash(c, "Check approved. The NHS number is connected to the account and its identity is now proven (P9).")
+		adminNotice.Set(c, "Check approved. The NHS number is connected to the account and its identity is now proven (P9).")
 	} else {
-		adminFlash(c, "Check rejected. The person has been told the reason.")
+		adminNotice.Set(c, "Check rejected. The person has been told the reason.")
 	}
 	return adminSeeOther(c, AdminPath)
 }

@@ -48,7 +48,6 @@ func (j *Journey) UsePhoneApprovals(a Approvals) {
 const (
 	approveName = "push"
 	approveKey  = "login.push" // session: the pending request of this browser
-	noticeKey   = "login.notice"
 	// sseSlice bounds one server-sent-events response; the browser's
 	// EventSource reconnects at once (retry: 500).
 	sseSlice = 20 * time.Second
@@ -112,7 +111,7 @@ func (f *approveFactor) Begin(c fiber.Ctx, acct account.Account) error {
 func (f *approveFactor) fallback(c fiber.Ctx, acct account.Account, notice string) error {
 	web.Sess(c).Delete(approveKey)
 	if notice != "" {
-		web.Sess(c).Put(noticeKey, notice)
+		factorNotice.Set(c, notice)
 	}
 	return f.j.switchFactor(c, acct, smsName)
 }

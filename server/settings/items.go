@@ -111,7 +111,7 @@ func (h *Handlers) renamePasskey(c fiber.Ctx) error {
 	if err := h.record(c, "passkey.renamed", audit.Success, acct.ID, map[string]any{"credential": rawID}); err != nil {
 		return err
 	}
-	flash(c, "The passkey has been renamed.")
+	settingsNotice.Set(c, "The passkey has been renamed.")
 	return redirectTo(c, PagePath)
 }
 
@@ -137,7 +137,7 @@ func (h *Handlers) removePasskey(c fiber.Ctx) error {
 	if err := h.record(c, "passkey.removed", audit.Success, acct.ID, map[string]any{"credential": rawID, "name": cr.Name}); err != nil {
 		return err
 	}
-	flash(c, "The passkey has been removed. It can no longer be used to log in.")
+	settingsNotice.Set(c, "The passkey has been removed. It can no longer be used to log in.")
 	return redirectTo(c, PagePath)
 }
 
@@ -203,7 +203,7 @@ func (h *Handlers) renameDevice(c fiber.Ctx) error {
 	if err := h.record(c, "device.renamed", audit.Success, acct.ID, map[string]any{"device": id}); err != nil {
 		return err
 	}
-	flash(c, "The device has been renamed.")
+	settingsNotice.Set(c, "The device has been renamed.")
 	return redirectTo(c, PagePath)
 }
 
@@ -226,7 +226,7 @@ func (h *Handlers) removeDevice(c fiber.Ctx) error {
 	if err := h.record(c, "device.removed", audit.Success, acct.ID, map[string]any{"device": id}); err != nil {
 		return err
 	}
-	flash(c, "The device has been removed. It can no longer be used to log in or approve anything.")
+	settingsNotice.Set(c, "The device has been removed. It can no longer be used to log in or approve anything.")
 	return redirectTo(c, PagePath)
 }
 
@@ -328,6 +328,6 @@ func (h *Handlers) passkeyFinish(c fiber.Ctx) error {
 	if err := h.record(c, "passkey.added", audit.Success, acct.ID, map[string]any{"credential": encodeID(cred.ID), "name": cred.Name}); err != nil {
 		return err
 	}
-	flash(c, "Your passkey has been added. You can use it to log in.")
+	settingsNotice.Set(c, "Your passkey has been added. You can use it to log in.")
 	return c.JSON(fiber.Map{"redirect": PagePath})
 }
