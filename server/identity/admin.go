@@ -479,6 +479,46 @@ func (a *Admin) decide(c fiber.Ctx) error {
 		return err
 	}
 	v := a.checkView(ch)
+	d := readDecision(c, &v)
+	if len(v.Errors) > 0 {
+		return a.renderCheck(c, v)
+	}
+	_, err = a.s.Decide(c.Context(), web.Actor(c), m, ch.ID, d)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrClaimed):
+		adminNotice.Set(c, adminMsgDecided)
+		return adminSeeOther(c, AdminPath)
+	case errors.Is(err, ErrNotFound):
+		return a.notFound(c)
+	default:
+		msg, status, known := adminMessage(err)
+		if !known {
+			return err
+		}
+		field := "nhs_number"
+		if errors.Is(err, ErrInvalid) && !strings.Contains(adminInvalidDetail(err), "NHS number") {
+			field = "id_valid"
+			if !d.Approve {
+				field = "reason"
+			}
+		}
+		v.Errors.Add(field, msg)
+		v.StatusCode = status
+		return a.renderCheck(c, v)
+	}
+	if d.Approve {
+		adminNotice.Set(c, "Check approved. The NHS number is connected to the account and its identity is now proven (P9).")
+	} else {
+		adminNotice.Set(c, "Check rejected. The person has been told the reason.")
+	}
+	return adminSeeOther(c, AdminPath)
+}
+
+// readDecision reads a reviewer's decision form into v's values, adds an
+// error to v for each answer that is missing or wrong, and returns the
+// decision.
+func readDecision(c fiber.Ctx, v *web.View) Decision {
 	decision := c.FormValue("decision")
 	rawValid, rawFace := c.FormValue("id_valid"), c.FormValue("face_match")
 	nhs := strings.TrimSpace(c.FormValue("nhs_number"))
@@ -516,39 +556,7 @@ func (a *Admin) decide(c fiber.Ctx) error {
 	default:
 		v.Errors.Add("id_valid", "Choose Approve or Reject")
 	}
-	if len(v.Errors) > 0 {
-		return a.renderCheck(c, v)
-	}
-	_, err = a.s.Decide(c.Context(), web.Actor(c), m, ch.ID, d)
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrClaimed):
-		adminNotice.Set(c, adminMsgDecided)
-		return adminSeeOther(c, AdminPath)
-	case errors.Is(err, ErrNotFound):
-		return a.notFound(c)
-	default:
-		msg, status, known := adminMessage(err)
-		if !known {
-			return err
-		}
-		field := "nhs_number"
-		if errors.Is(err, ErrInvalid) && !strings.Contains(adminInvalidDetail(err), "NHS number") {
-			field = "id_valid"
-			if !d.Approve {
-				field = "reason"
-			}
-		}
-		v.Errors.Add(field, msg)
-		v.StatusCode = status
-		return a.renderCheck(c, v)
-	}
-	if d.Approve {
-		adminNotice.Set(c, "Check approved. The NHS number is connected to the account and its identity is now proven (P9).")
-	} else {
-		adminNotice.Set(c, "Check rejected. The person has been told the reason.")
-	}
-	return adminSeeOther(c, AdminPath)
+	return d
 }
 
 // ---- evidence ----
