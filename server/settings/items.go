@@ -270,28 +270,26 @@ type finishBody struct {
 	Name       string          `json:"name"`
 }
 
-// registrationRefusal is how a refused passkey registration is answered.
-type registrationRefusal struct {
-	status        int
-	code, message string
-}
+// registrationRefusal is how a refused passkey registration is answered,
+// always with 400 Bad Request.
+type registrationRefusal struct{ code, message string }
 
 // registrationRefusals answers fido's kinds of refusal; any other error is
 // a failure of the service.
 var registrationRefusals = map[fido.Kind]registrationRefusal{
-	fido.KindCeremonyNotFound:      {http.StatusBadRequest, "ceremony_expired", "This request has expired or has already been used. Try adding the passkey again."},
-	fido.KindCeremonyExpired:       {http.StatusBadRequest, "ceremony_expired", "This request has expired. Try adding the passkey again."},
-	fido.KindMalformed:             {http.StatusBadRequest, "malformed", "Your browser sent a passkey we could not read. Try again."},
-	fido.KindUserVerification:      {http.StatusBadRequest, "user_verification_required", "Your device did not check it was you (with a fingerprint, face or PIN). Try again with a passkey that can."},
-	fido.KindCredentialExists:      {http.StatusBadRequest, "credential_exists", "This passkey is already registered."},
-	fido.KindAAGUIDNotAllowed:      {http.StatusBadRequest, "authenticator_not_allowed", "This type of passkey cannot be used with this service. Try another device or security key."},
-	fido.KindBackupEligibleRefused: {http.StatusBadRequest, "synced_passkey_refused", "Passkeys that are synced between devices cannot be used with this service. Try a security key."},
-	fido.KindInvalid:               {http.StatusBadRequest, "invalid_name", "Enter a name of 64 characters or fewer."},
-	fido.KindChallengeMismatch:     {http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
-	fido.KindOrigin:                {http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
-	fido.KindRPID:                  {http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
-	fido.KindSignature:             {http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
-	fido.KindVerification:          {http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
+	fido.KindCeremonyNotFound:      {"ceremony_expired", "This request has expired or has already been used. Try adding the passkey again."},
+	fido.KindCeremonyExpired:       {"ceremony_expired", "This request has expired. Try adding the passkey again."},
+	fido.KindMalformed:             {"malformed", "Your browser sent a passkey we could not read. Try again."},
+	fido.KindUserVerification:      {"user_verification_required", "Your device did not check it was you (with a fingerprint, face or PIN). Try again with a passkey that can."},
+	fido.KindCredentialExists:      {"credential_exists", "This passkey is already registered."},
+	fido.KindAAGUIDNotAllowed:      {"authenticator_not_allowed", "This type of passkey cannot be used with this service. Try another device or security key."},
+	fido.KindBackupEligibleRefused: {"synced_passkey_refused", "Passkeys that are synced between devices cannot be used with this service. Try a security key."},
+	fido.KindInvalid:               {"invalid_name", "Enter a name of 64 characters or fewer."},
+	fido.KindChallengeMismatch:     {"verification_failed", "We could not check your passkey. Try again."},
+	fido.KindOrigin:                {"verification_failed", "We could not check your passkey. Try again."},
+	fido.KindRPID:                  {"verification_failed", "We could not check your passkey. Try again."},
+	fido.KindSignature:             {"verification_failed", "We could not check your passkey. Try again."},
+	fido.KindVerification:          {"verification_failed", "We could not check your passkey. Try again."},
 }
 
 func (h *Handlers) passkeyFinish(c fiber.Ctx) error {
@@ -323,7 +321,7 @@ func (h *Handlers) passkeyFinish(c fiber.Ctx) error {
 		if aerr := h.record(c, "passkey.added", audit.Failure, acct.ID, map[string]any{"reason": r.code, "error": err.Error()}); aerr != nil {
 			return aerr
 		}
-		return login.JSONError(c, r.status, r.code, r.message)
+		return login.JSONError(c, http.StatusBadRequest, r.code, r.message)
 	}
 	if err := h.record(c, "passkey.added", audit.Success, acct.ID, map[string]any{"credential": encodeID(cred.ID), "name": cred.Name}); err != nil {
 		return err
