@@ -209,7 +209,7 @@ func (s *Server) buildPDS() (pds.Directory, error) {
 		s.PDSSandbox = pds.NewSandbox()
 		return s.PDSSandbox, nil
 	}
-	key, err := readRSAKey(s.cfg.PDSKeyFile)
+	key, err := secrets.ReadRSAPrivateKey(s.cfg.PDSKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("IDLINK_PDS_KEY_FILE: %w", err)
 	}

@@ -137,17 +137,8 @@ func (a *Admin) refused(c fiber.Ctx, accountID, reason string) {
 	a.s.record(c.Context(), web.Actor(c), "admin.access_refused", false, accountID, detail)
 }
 
-const adminNoticeKey = "admin_notice"
-
-func adminFlash(c fiber.Ctx, msg string) { web.Sess(c).Put(adminNoticeKey, msg) }
-
-func adminTakeNotice(c fiber.Ctx) string {
-	var n string
-	if web.Sess(c).Get(adminNoticeKey, &n) {
-		web.Sess(c).Delete(adminNoticeKey)
-	}
-	return n
-}
+// adminNotice is a one-time confirmation for the back office's next page.
+const adminNotice = web.Notice("admin_notice")
 
 func adminSeeOther(c fiber.Ctx, to string) error {
 	return c.Redirect().Status(http.StatusSeeOther).To(to)
@@ -188,7 +179,7 @@ func (a *Admin) queuePage(c fiber.Ctx) error {
 	if !ok {
 		return err
 	}
-	return a.renderQueue(c, m, adminTakeNotice(c))
+	return a.renderQueue(c, m, adminNotice.Take(c))
 }
 
 func (a *Admin) renderQueue(c fiber.Ctx, m Staff, notice string) error {
@@ -239,7 +230,7 @@ func (a *Admin) claim(c fiber.Ctx) error {
 	_, err = a.s.Claim(c.Context(), web.Actor(c), m, id)
 	switch {
 	case errors.Is(err, ErrClaimed):
-		adminFlash(c, adminMsgClaimed)
+		adminNotice.Set(c, adminMsgClaimed)
 		return adminSeeOther(c, AdminPath)
 	case errors.Is(err, ErrNotFound):
 		return a.notFound(c)
@@ -309,7 +300,7 @@ func (a *Admin) reviewing(c fiber.Ctx, m Staff) (Check, bool, error) {
 		return Check{}, false, err
 	}
 	if ch.Status == CheckSubmitted {
-		adminFlash(c, adminMsgNotClaimed)
+		adminNotice.Set(c, adminMsgNotClaimed)
 		return Check{}, false, adminSeeOther(c, AdminPath)
 	}
 	if ch.Status != CheckInReview || ch.ClaimedBy == nil || *ch.ClaimedBy != m.AccountID {
@@ -349,7 +340,7 @@ func (a *Admin) checkPage(c fiber.Ctx) error {
 		return err
 	}
 	v := a.checkView(ch)
-	v.Notice = adminTakeNotice(c)
+	v.Notice = adminNotice.Take(c)
 	return a.renderCheck(c, v)
 }
 
@@ -503,6 +494,46 @@ func (a *Admin) decide(c fiber.Ctx) error {
 		return err
 	}
 	v := a.checkView(ch)
+	d := readDecision(c, &v)
+	if len(v.Errors) > 0 {
+		return a.renderCheck(c, v)
+	}
+	_, err = a.s.Decide(c.Context(), web.Actor(c), m, ch.ID, d)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrClaimed):
+		adminNotice.Set(c, adminMsgDecided)
+		return adminSeeOther(c, AdminPath)
+	case errors.Is(err, ErrNotFound):
+		return a.notFound(c)
+	default:
+		msg, status, known := adminMessage(err)
+		if !known {
+			return err
+		}
+		field := "nhs_number"
+		if errors.Is(err, ErrInvalid) && !strings.Contains(adminInvalidDetail(err), "NHS number") {
+			field = "id_valid"
+			if !d.Approve {
+				field = "reason"
+			}
+		}
+		v.Errors.Add(field, msg)
+		v.StatusCode = status
+		return a.renderCheck(c, v)
+	}
+	if d.Approve {
+		adminNotice.Set(c, "Check approved. The NHS number is connected to the account and its identity is now proven (P9).")
+	} else {
+		adminNotice.Set(c, "Check rejected. The person has been told the reason.")
+	}
+	return adminSeeOther(c, AdminPath)
+}
+
+// readDecision reads a reviewer's decision form into v's values, adds an
+// error to v for each answer that is missing or wrong, and returns the
+// decision.
+func readDecision(c fiber.Ctx, v *web.View) Decision {
 	decision := c.FormValue("decision")
 	rawValid, rawFace := c.FormValue("id_valid"), c.FormValue("face_match")
 	nhs := strings.TrimSpace(c.FormValue("nhs_number"))
@@ -540,39 +571,7 @@ func (a *Admin) decide(c fiber.Ctx) error {
 	default:
 		v.Errors.Add("id_valid", "Choose Approve or Reject")
 	}
-	if len(v.Errors) > 0 {
-		return a.renderCheck(c, v)
-	}
-	_, err = a.s.Decide(c.Context(), web.Actor(c), m, ch.ID, d)
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrClaimed):
-		adminFlash(c, adminMsgDecided)
-		return adminSeeOther(c, AdminPath)
-	case errors.Is(err, ErrNotFound):
-		return a.notFound(c)
-	default:
-		msg, status, known := adminMessage(err)
-		if !known {
-			return err
-		}
-		field := "nhs_number"
-		if errors.Is(err, ErrInvalid) && !strings.Contains(adminInvalidDetail(err), "NHS number") {
-			field = "id_valid"
-			if !d.Approve {
-				field = "reason"
-			}
-		}
-		v.Errors.Add(field, msg)
-		v.StatusCode = status
-		return a.renderCheck(c, v)
-	}
-	if d.Approve {
-		adminFlash(c, "Check approved. The NHS number is connected to the account and its identity is now proven (P9).")
-	} else {
-		adminFlash(c, "Check rejected. The person has been told the reason.")
-	}
-	return adminSeeOther(c, AdminPath)
+	return d
 }
 
 // ---- evidence ----

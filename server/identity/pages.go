@@ -30,10 +30,9 @@ const (
 	ProvePhotoPath   = "/prove/photo"
 )
 
-// NoticeKey is the session key of a one-time confirmation ("You have
-// proved your identity (level P5)") left for the page the person is sent
-// to next; that page shows it with TakeNotice.
-const NoticeKey = "identity_notice"
+// proveNotice is a one-time confirmation ("You have proved your identity
+// (level P5)") left for the page the person is sent to next.
+const proveNotice = web.Notice("identity_notice")
 
 // PhotoReviewWorkingDays is how long the ID checking team usually takes,
 // as the person is told after sending their photo ID.
@@ -94,16 +93,6 @@ func (p *Pages) Register(pg web.Pages) {
 	pg.Post(ProveGPPath, p.gpSubmit)
 	pg.Get(ProvePhotoPath, p.photoPage)
 	pg.Post(ProvePhotoPath, p.photoSubmit)
-}
-
-// TakeNotice returns and forgets the confirmation the proving pages left
-// for the next page, or "".
-func TakeNotice(c fiber.Ctx) string {
-	var n string
-	if s := web.Sess(c); s.Get(NoticeKey, &n) {
-		s.Delete(NoticeKey)
-	}
-	return n
 }
 
 // ---- shared bits ----
@@ -191,7 +180,7 @@ func (p *Pages) render(c fiber.Ctx, page string, v web.View) error {
 
 // proven records the confirmation and sends the person on.
 func proven(c fiber.Ctx, level trust.Level, ret string) error {
-	web.Sess(c).Put(NoticeKey, fmt.Sprintf("You have proved your identity (level %s)", level))
+	proveNotice.Set(c, fmt.Sprintf("You have proved your identity (level %s)", level))
 	return redirectTo(c, destination(ret))
 }
 
@@ -281,7 +270,7 @@ func (p *Pages) start(c fiber.Ctx) error {
 			d.Rejected = last.Reason
 		}
 	}
-	return p.render(c, "prove_start", web.View{Title: "Prove who you are", Data: d, Notice: TakeNotice(c), BackLink: "/account"})
+	return p.render(c, "prove_start", web.View{Title: "Prove who you are", Data: d, Notice: proveNotice.Take(c), BackLink: "/account"})
 }
 
 // ---- /prove/details (P5) ----

@@ -38,7 +38,6 @@ func NewPhoneApproval(a Approvals) *PhoneApproval { return &PhoneApproval{a: a} 
 const (
 	approveName = "push"
 	approveKey  = "login.push" // session: the pending request of this browser
-	noticeKey   = "login.notice"
 	// sseSlice bounds one server-sent-events response; the browser's
 	// EventSource reconnects at once (retry: 500).
 	sseSlice = 20 * time.Second
@@ -114,7 +113,7 @@ func (f approvePages) begin(c fiber.Ctx, acct account.Account) error {
 func (f approvePages) fallback(c fiber.Ctx, acct account.Account, notice string) error {
 	web.Sess(c).Delete(approveKey)
 	if notice != "" {
-		web.Sess(c).Put(noticeKey, notice)
+		factorNotice.Set(c, notice)
 	}
 	return f.j.switchFactor(c, acct, smsName)
 }

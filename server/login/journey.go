@@ -261,14 +261,9 @@ func (j *Journey) switchFactor(c fiber.Ctx, acct account.Account, name string) e
 		"This service needs a way of proving who you are that is not set up on your account.")
 }
 
-// takeNotice returns and forgets a notice a factor left for the next page.
-func takeNotice(c fiber.Ctx) string {
-	var n string
-	if web.Sess(c).Get(noticeKey, &n) {
-		web.Sess(c).Delete(noticeKey)
-	}
-	return n
-}
+// factorNotice is a notice a factor leaves for the next page (why the
+// texted code is asked for instead).
+const factorNotice = web.Notice("login.notice")
 
 // AccountInProgress returns the account the journey is signing in, for
 // factor pages.

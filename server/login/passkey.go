@@ -41,19 +41,17 @@ type passkeyRefusal struct {
 	code, message string
 }
 
-// passkeyRefusals maps fido's sentinel errors, most specific first.
-var passkeyRefusals = []struct {
-	err error
-	passkeyRefusal
-}{
-	{fido.ErrCeremonyNotFound, passkeyRefusal{http.StatusBadRequest, "ceremony_expired", "This passkey request has expired or has already been used. Try again."}},
-	{fido.ErrCeremonyExpired, passkeyRefusal{http.StatusBadRequest, "ceremony_expired", "This passkey request has expired. Try again."}},
-	{fido.ErrMalformed, passkeyRefusal{http.StatusBadRequest, "malformed", "Your browser sent a passkey response we could not read. Try again."}},
-	{fido.ErrUserVerification, passkeyRefusal{http.StatusUnauthorized, "user_verification_required", "Your device did not check it was you (with a fingerprint, face or PIN). Try again and unlock your passkey."}},
-	{fido.ErrCloneDetected, passkeyRefusal{http.StatusUnauthorized, "credential_blocked", "This passkey can no longer be used. Log in with your email address and password."}},
-	{fido.ErrCredentialBlocked, passkeyRefusal{http.StatusUnauthorized, "credential_blocked", "This passkey can no longer be used. Log in with your email address and password."}},
-	{fido.ErrUnknownCredential, passkeyRefusal{http.StatusUnauthorized, "unknown_credential", "We do not recognise this passkey. It may have been removed. Log in with your email address and password."}},
-	{fido.ErrDeviceRemoved, passkeyRefusal{http.StatusUnauthorized, "unknown_credential", "We do not recognise this passkey. It may have been removed. Log in with your email address and password."}},
+// passkeyRefusals answers fido's kinds of refusal; any other refusal is
+// verification_failed.
+var passkeyRefusals = map[fido.Kind]passkeyRefusal{
+	fido.KindCeremonyNotFound:  {http.StatusBadRequest, "ceremony_expired", "This passkey request has expired or has already been used. Try again."},
+	fido.KindCeremonyExpired:   {http.StatusBadRequest, "ceremony_expired", "This passkey request has expired. Try again."},
+	fido.KindMalformed:         {http.StatusBadRequest, "malformed", "Your browser sent a passkey response we could not read. Try again."},
+	fido.KindUserVerification:  {http.StatusUnauthorized, "user_verification_required", "Your device did not check it was you (with a fingerprint, face or PIN). Try again and unlock your passkey."},
+	fido.KindCloneDetected:     {http.StatusUnauthorized, "credential_blocked", "This passkey can no longer be used. Log in with your email address and password."},
+	fido.KindCredentialBlocked: {http.StatusUnauthorized, "credential_blocked", "This passkey can no longer be used. Log in with your email address and password."},
+	fido.KindUnknownCredential: {http.StatusUnauthorized, "unknown_credential", "We do not recognise this passkey. It may have been removed. Log in with your email address and password."},
+	fido.KindDeviceRemoved:     {http.StatusUnauthorized, "unknown_credential", "We do not recognise this passkey. It may have been removed. Log in with your email address and password."},
 }
 
 func (j *Journey) passkeyFinish(c fiber.Ctx) error {
@@ -86,19 +84,16 @@ func (j *Journey) passkeyFinish(c fiber.Ctx) error {
 
 // passkeyRefused records a refused passkey login and answers it.
 func (j *Journey) passkeyRefused(c fiber.Ctx, cred fido.Credential, err error) error {
-	refusal := passkeyRefusal{http.StatusUnauthorized, "verification_failed", "We could not check your passkey. Try again, or log in with your email address and password."}
-	known := false
-	for _, r := range passkeyRefusals {
-		if errors.Is(err, r.err) {
-			refusal, known = r.passkeyRefusal, true
-			break
-		}
-	}
-	if !known && !isFIDORefusal(err) {
+	kind := fido.Classify(err)
+	if !kind.Refused() {
 		return err // a database failure
 	}
+	refusal, known := passkeyRefusals[kind]
+	if !known {
+		refusal = passkeyRefusal{http.StatusUnauthorized, "verification_failed", "We could not check your passkey. Try again, or log in with your email address and password."}
+	}
 	detail := map[string]any{"reason": refusal.code, "error": err.Error()}
-	if errors.Is(err, fido.ErrCloneDetected) {
+	if kind == fido.KindCloneDetected {
 		if aerr := j.audit.Record(c.Context(), web.Actor(c), "passkey.clone_detected", audit.Failure, cred.AccountID, map[string]any{"credential": cred.Name}); aerr != nil {
 			return aerr
 		}
@@ -107,17 +102,6 @@ func (j *Journey) passkeyRefused(c fiber.Ctx, cred fido.Credential, err error) e
 		return aerr
 	}
 	return JSONError(c, refusal.status, refusal.code, refusal.message)
-}
-
-// isFIDORefusal reports whether err is fido's refusal of what the browser
-// sent, rather than a failure of the service.
-func isFIDORefusal(err error) bool {
-	for _, e := range []error{fido.ErrChallengeMismatch, fido.ErrOrigin, fido.ErrRPID, fido.ErrSignature, fido.ErrVerification, fido.ErrInvalid} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 // PasskeyFactor proves Cm after the password, for a relying party that

@@ -84,7 +84,7 @@ func (f smsPages) page(c fiber.Ctx) error {
 		return redirect(c, "/login")
 	}
 	v := f.view(acct)
-	v.Notice = takeNotice(c)
+	v.Notice = factorNotice.Take(c)
 	return f.j.r.Render(c, http.StatusOK, "code", v)
 }
 

@@ -36,30 +36,8 @@ func DecodeFIDOAuthResponse(raw string) ([]byte, error) {
 // reason) and says whether the relying party is told access_denied (the
 // credential is known and may not be used) or invalid_request.
 func fidoRefusal(err error) (reason string, denied bool) {
-	for _, r := range []struct {
-		err    error
-		reason string
-		denied bool
-	}{
-		{fido.ErrCredentialBlocked, "credential_blocked", true},
-		{fido.ErrCloneDetected, "clone_detected", true},
-		{fido.ErrDeviceRemoved, "device_removed", true},
-		{fido.ErrUnknownCredential, "unknown_credential", false},
-		{fido.ErrCeremonyNotFound, "ceremony_not_found", false},
-		{fido.ErrCeremonyExpired, "ceremony_expired", false},
-		{fido.ErrMalformed, "malformed", false},
-		{fido.ErrChallengeMismatch, "challenge_mismatch", false},
-		{fido.ErrOrigin, "origin", false},
-		{fido.ErrRPID, "rp_id", false},
-		{fido.ErrUserVerification, "user_not_verified", false},
-		{fido.ErrSignature, "signature", false},
-		{fido.ErrVerification, "verification", false},
-	} {
-		if errors.Is(err, r.err) {
-			return r.reason, r.denied
-		}
-	}
-	return "", false
+	kind := fido.Classify(err)
+	return string(kind), kind.Unusable()
 }
 
 // fidoProof verifies fido_auth_response and returns what it proves: Cm
