@@ -58,7 +58,7 @@ func (a *Authorize) UseLoginCheck(lc login.LoginCheck) { a.check = lc }
 // NewAuthorize returns the authorization endpoint of s, signing people in
 // through l and rendering pages with r.
 func NewAuthorize(s *Server, l Login, r *web.Renderer) *Authorize {
-	return &Authorize{s: s, login: l, r: r, consents: &consents{db: s.db}}
+	return &Authorize{s: s, login: l, r: r, consents: &consents{store: s.store}}
 }
 
 // Register mounts /authorize (GET and POST) and its pages.

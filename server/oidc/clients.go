@@ -15,8 +15,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/idlink/idlink/migrations"
 	"github.com/idlink/idlink/server/secrets"
 	"github.com/idlink/idlink/server/trust"
@@ -171,8 +169,7 @@ func credStrings(cs trust.Credentials) []string {
 // Clients is the client registry, stored in oidc_clients. It is safe for
 // concurrent use.
 type Clients struct {
-	db          *sqlx.DB
-	stmts       *stmtCache
+	store       *store
 	now         func() time.Time
 	development bool
 
@@ -224,9 +221,6 @@ type clientRow struct {
 	UpdatedAt      time.Time `db:"updated_at"`
 }
 
-const clientColumns = `id, name, redirect_uris, scopes, vectors, default_vectors, public_key_pem, auth_algs,
-	refresh_enabled, is_public, created_at, updated_at`
-
 // Create validates c, fills in defaults (a random client_id when ID is
 // empty, the NHS default vectors, RS512) and stores it. A taken client_id
 // gives an error wrapping ErrClientExists.
@@ -243,9 +237,7 @@ func (cs *Clients) Create(ctx context.Context, c Client) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = cs.db.NamedExecContext(ctx, `INSERT INTO oidc_clients (`+clientColumns+`) VALUES
-		(:id, :name, :redirect_uris, :scopes, :vectors, :default_vectors, :public_key_pem, :auth_algs,
-		 :refresh_enabled, :is_public, :created_at, :updated_at)`, row)
+	err = cs.store.insertClient(ctx, row)
 	if migrations.IsUniqueViolation(err) {
 		return nil, fmt.Errorf("%w: %q", ErrClientExists, c.ID)
 	}
@@ -258,12 +250,7 @@ func (cs *Clients) Create(ctx context.Context, c Client) (*Client, error) {
 // Get returns the client with this client_id, or an error wrapping
 // ErrClientNotFound.
 func (cs *Clients) Get(ctx context.Context, id string) (*Client, error) {
-	st, err := cs.stmts.get(ctx, `SELECT `+clientColumns+` FROM oidc_clients WHERE id = ?`)
-	if err != nil {
-		return nil, err
-	}
-	var row clientRow
-	err = st.GetContext(ctx, &row, id)
+	row, err := cs.store.clientRow(ctx, id)
 	if migrations.IsNoRows(err) {
 		return nil, fmt.Errorf("%w: %q", ErrClientNotFound, id)
 	}
@@ -291,8 +278,8 @@ func (cs *Clients) Get(ctx context.Context, id string) (*Client, error) {
 
 // List returns every client, oldest first.
 func (cs *Clients) List(ctx context.Context) ([]*Client, error) {
-	var rows []clientRow
-	if err := cs.db.SelectContext(ctx, &rows, `SELECT `+clientColumns+` FROM oidc_clients ORDER BY created_at, id`); err != nil {
+	rows, err := cs.store.clientRows(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
 	out := make([]*Client, 0, len(rows))
@@ -317,12 +304,7 @@ func (cs *Clients) Update(ctx context.Context, c Client) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	var created time.Time
-	err = cs.db.GetContext(ctx, &created, cs.db.Rebind(`UPDATE oidc_clients SET name = ?, redirect_uris = ?, scopes = ?,
-		vectors = ?, default_vectors = ?, public_key_pem = ?, auth_algs = ?, refresh_enabled = ?, is_public = ?, updated_at = ?
-		WHERE id = ? RETURNING created_at`),
-		row.Name, row.RedirectURIs, row.Scopes, row.Vectors, row.DefaultVectors, row.PublicKeyPEM, row.AuthAlgs,
-		row.RefreshEnabled, row.IsPublic, row.UpdatedAt, row.ID)
+	created, err := cs.store.updateClient(ctx, row)
 	if migrations.IsNoRows(err) {
 		return nil, fmt.Errorf("%w: %q", ErrClientNotFound, c.ID)
 	}
@@ -336,18 +318,14 @@ func (cs *Clients) Update(ctx context.Context, c Client) (*Client, error) {
 // Delete removes a client with its grants, refresh tokens and client
 // metadata; its access tokens stop working at /userinfo.
 func (cs *Clients) Delete(ctx context.Context, id string) error {
-	res, err := cs.db.ExecContext(ctx, cs.db.Rebind(`DELETE FROM oidc_clients WHERE id = ?`), id)
-	if err != nil {
-		return fmt.Errorf("delete client: %w", err)
-	}
-	n, err := res.RowsAffected()
+	found, err := cs.store.deleteClient(ctx, id)
 	if err != nil {
 		return fmt.Errorf("delete client: %w", err)
 	}
 	cs.mu.Lock()
 	delete(cs.parsed, id)
 	cs.mu.Unlock()
-	if n == 0 {
+	if !found {
 		return fmt.Errorf("%w: %q", ErrClientNotFound, id)
 	}
 	return nil

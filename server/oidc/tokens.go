@@ -179,8 +179,7 @@ func (s *Server) verifyAccessToken(ctx context.Context, raw string) (*verifiedAc
 	case c.Expiry == nil || !now.Before(c.Expiry.Time()):
 		return nil, reject("the access token has expired")
 	}
-	var g grantRow
-	err = s.db.GetContext(ctx, &g, s.db.Rebind(`SELECT `+grantColumns+` FROM oidc_grants WHERE id = ?`), c.GrantID)
+	g, err := s.store.grantByID(ctx, nil, c.GrantID)
 	if migrations.IsNoRows(err) {
 		return nil, reject("the access token has been revoked")
 	}

@@ -235,9 +235,7 @@ func parseMetadataPatch(contentType string, body []byte) (string, error) {
 // generating and storing the default (a random value encrypted to the
 // client's key) the first time. "" means cleared, or no key to encrypt to.
 func (s *Server) clientMetadata(ctx context.Context, accountID string, client *Client) (string, error) {
-	q := s.db.Rebind(`SELECT value FROM oidc_client_metadata WHERE account_id = ? AND client_id = ?`)
-	var v string
-	err := s.db.GetContext(ctx, &v, q, accountID, client.ID)
+	v, err := s.store.clientMetadata(ctx, accountID, client.ID)
 	if err == nil {
 		return v, nil
 	}
@@ -251,21 +249,17 @@ func (s *Server) clientMetadata(ctx context.Context, accountID string, client *C
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO oidc_client_metadata (account_id, client_id, value, updated_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (account_id, client_id) DO NOTHING`), accountID, client.ID, gen, s.now()); err != nil {
+	if err := s.store.addClientMetadata(ctx, accountID, client.ID, gen, s.now()); err != nil {
 		return "", fmt.Errorf("store client metadata: %w", err)
 	}
-	if err := s.db.GetContext(ctx, &v, q, accountID, client.ID); err != nil {
+	if v, err = s.store.clientMetadata(ctx, accountID, client.ID); err != nil {
 		return "", fmt.Errorf("read client metadata: %w", err)
 	}
 	return v, nil
 }
 
 func (s *Server) setClientMetadata(ctx context.Context, accountID, clientID, value string) error {
-	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO oidc_client_metadata (account_id, client_id, value, updated_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (account_id, client_id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`),
-		accountID, clientID, value, s.now())
-	if err != nil {
+	if err := s.store.setClientMetadata(ctx, accountID, clientID, value, s.now()); err != nil {
 		return fmt.Errorf("store client metadata: %w", err)
 	}
 	return nil
