@@ -124,8 +124,8 @@ func (s *Server) IssueCode(ctx context.Context, g Grant) (string, error) {
 	if g.AccountID == "" {
 		return "", fmt.Errorf("%w: no account", ErrInvalidRequest)
 	}
-	if g.Nonce == "" || len(g.Nonce) > maxNonceLen {
-		return "", fmt.Errorf("%w: nonce is required (at most %d bytes)", ErrInvalidRequest, maxNonceLen)
+	if len(g.Nonce) > maxNonceLen {
+		return "", fmt.Errorf("%w: nonce is longer than %d bytes", ErrInvalidRequest, maxNonceLen)
 	}
 	if len(g.VTR) == 0 {
 		return "", fmt.Errorf("%w: no requested vectors", ErrInvalidRequest)
@@ -142,8 +142,8 @@ func (s *Server) IssueCode(ctx context.Context, g Grant) (string, error) {
 	if vot == nil {
 		return "", fmt.Errorf("%w: vot %q is not one of the requested vectors", ErrInvalidRequest, g.VoT)
 	}
-	if missing := g.Credentials.Missing(vot.Credentials); len(missing) > 0 {
-		return "", fmt.Errorf("%w: vot %s needs credentials %v not proven", ErrInvalidRequest, g.VoT, missing)
+	if !vot.MetBy(vot.Level, trust.Credentials(nil).With(g.Credentials...)) {
+		return "", fmt.Errorf("%w: vot %s needs credentials not proven (proven: %v)", ErrInvalidRequest, g.VoT, g.Credentials)
 	}
 	now := s.now()
 	if g.AuthTime.IsZero() || g.AuthTime.After(now.Add(clockSkew)) {

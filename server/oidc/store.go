@@ -108,14 +108,14 @@ func (st *store) subject(ctx context.Context, accountID, fresh string, now time.
 // ---- clients --------------------------------------------------------------
 
 const clientColumns = `id, name, redirect_uris, scopes, vectors, default_vectors, public_key_pem, auth_algs,
-	refresh_enabled, is_public, created_at, updated_at`
+	refresh_enabled, is_public, id_token_claims, metadata_oaep_hash, created_at, updated_at`
 
 // insertClient stores a new client row; a taken id is a unique violation
 // (migrations.IsUniqueViolation).
 func (st *store) insertClient(ctx context.Context, row *clientRow) error {
 	_, err := st.db.NamedExecContext(ctx, `INSERT INTO oidc_clients (`+clientColumns+`) VALUES
 		(:id, :name, :redirect_uris, :scopes, :vectors, :default_vectors, :public_key_pem, :auth_algs,
-		 :refresh_enabled, :is_public, :created_at, :updated_at)`, row)
+		 :refresh_enabled, :is_public, :id_token_claims, :metadata_oaep_hash, :created_at, :updated_at)`, row)
 	return err
 }
 
@@ -143,10 +143,11 @@ func (st *store) clientRows(ctx context.Context) ([]clientRow, error) {
 func (st *store) updateClient(ctx context.Context, row *clientRow) (time.Time, error) {
 	var created time.Time
 	err := st.db.GetContext(ctx, &created, st.db.Rebind(`UPDATE oidc_clients SET name = ?, redirect_uris = ?, scopes = ?,
-		vectors = ?, default_vectors = ?, public_key_pem = ?, auth_algs = ?, refresh_enabled = ?, is_public = ?, updated_at = ?
+		vectors = ?, default_vectors = ?, public_key_pem = ?, auth_algs = ?, refresh_enabled = ?, is_public = ?,
+		id_token_claims = ?, metadata_oaep_hash = ?, updated_at = ?
 		WHERE id = ? RETURNING created_at`),
 		row.Name, row.RedirectURIs, row.Scopes, row.Vectors, row.DefaultVectors, row.PublicKeyPEM, row.AuthAlgs,
-		row.RefreshEnabled, row.IsPublic, row.UpdatedAt, row.ID)
+		row.RefreshEnabled, row.IsPublic, row.IDTokenClaims, row.MetadataOAEPHash, row.UpdatedAt, row.ID)
 	return created, err
 }
 

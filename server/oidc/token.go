@@ -234,7 +234,7 @@ func (s *Server) exchangeCode(ctx context.Context, a audit.Actor, ac *authentica
 		return nil, err
 	}
 	scopes := g.scopes()
-	refresh, idJTI, err := s.storeIssued(ctx, tx, g, client, scopes, now)
+	refresh, idJTI, err := s.storeIssued(ctx, tx, g, client, scopes, true, now)
 	if err != nil {
 		return nil, err
 	}
@@ -262,8 +262,8 @@ func (s *Server) personRefused(ctx context.Context, g *grantRow, err error) erro
 
 // storeIssued records within tx what a token response will carry: a new
 // refresh token when the client uses them, and the ID token's jti (for
-// asserted_login_identity) when openid is among scopes.
-func (s *Server) storeIssued(ctx context.Context, tx *sqlx.Tx, g *grantRow, client *Client, scopes []string, now time.Time) (refresh, idJTI string, err error) {
+// asserted_login_identity) when idToken is set and openid is among scopes.
+func (s *Server) storeIssued(ctx context.Context, tx *sqlx.Tx, g *grantRow, client *Client, scopes []string, idToken bool, now time.Time) (refresh, idJTI string, err error) {
 	// The grant (the revocation record) must outlive what it issues; it
 	// usually does already, and then nothing is written.
 	if until := now.Add(s.grantLifetime(client)); g.ExpiresAt.Before(until) {
@@ -277,7 +277,7 @@ func (s *Server) storeIssued(ctx context.Context, tx *sqlx.Tx, g *grantRow, clie
 			return "", "", fmt.Errorf("store refresh token: %w", err)
 		}
 	}
-	if slices.Contains(scopes, ScopeOpenID) {
+	if idToken && slices.Contains(scopes, ScopeOpenID) {
 		idJTI = secrets.NewID()
 		if err := s.store.insertIDToken(ctx, tx, idJTI, g.ID, client.ID, g.AccountID, now.Add(s.cfg.IDTokenLifetime)); err != nil {
 			return "", "", fmt.Errorf("record ID token: %w", err)
@@ -287,7 +287,8 @@ func (s *Server) storeIssued(ctx context.Context, tx *sqlx.Tx, g *grantRow, clie
 }
 
 // exchangeRefresh rotates a refresh token: the presented one is used up
-// and a new one issued with fresh access and ID tokens, in one transaction
+// and a new one issued with a fresh access token (no ID token, as NHS
+// login), in one transaction
 // with the assertion's jti. Presenting a used refresh token again revokes
 // the whole family (the grant).
 func (s *Server) exchangeRefresh(ctx context.Context, a audit.Actor, ac *authenticated, f form) (*tokenSet, error) {
@@ -334,7 +335,8 @@ func (s *Server) exchangeRefresh(ctx context.Context, a audit.Actor, ac *authent
 	if err != nil {
 		return nil, err
 	}
-	refresh, idJTI, err := s.storeIssued(ctx, tx, &g, client, scopes, now)
+	// NHS login issues an ID token for authorization_code only.
+	refresh, idJTI, err := s.storeIssued(ctx, tx, &g, client, scopes, false, now)
 	if err != nil {
 		return nil, err
 	}

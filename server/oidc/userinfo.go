@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1" //nolint:gosec // OAEP with SHA-1 is what NHS login's relying parties decrypt; it stays sound for OAEP
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -266,7 +267,8 @@ func (s *Server) setClientMetadata(ctx context.Context, accountID, clientID, val
 }
 
 // newClientMetadata makes the default client_user_metadata: 32 random
-// bytes encrypted with RSA-OAEP (SHA-256) to the client's public key,
+// bytes encrypted with RSA-OAEP (SHA-1, or SHA-256 when the client asks
+// for it; MGF1 with the same hash, no label) to the client's public key,
 // base64url without padding.
 func newClientMetadata(client *Client) (string, error) {
 	if client.publicKey == nil {
@@ -274,7 +276,11 @@ func newClientMetadata(client *Client) (string, error) {
 	}
 	var secret [32]byte
 	_, _ = rand.Read(secret[:])
-	ct, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, client.publicKey, secret[:], nil)
+	h := sha1.New() // NHS login's examples decrypt with PKCS#1 OAEP defaults
+	if client.MetadataOAEPHash == OAEPSHA256 {
+		h = sha256.New()
+	}
+	ct, err := rsa.EncryptOAEP(h, rand.Reader, client.publicKey, secret[:], nil)
 	if err != nil {
 		return "", fmt.Errorf("encrypt client metadata: %w", err)
 	}

@@ -124,6 +124,18 @@ func (r *RP) Exchange(code string, a AuthRequest) (*oauth2.Token, *oidc.IDToken,
 	return tok, idt, claims
 }
 
+// UserInfo reads /userinfo with tok's access token and returns its claims
+// (where NHS login's relying parties find every scope claim beyond the
+// ID token's few).
+func (r *RP) UserInfo(tok *oauth2.Token) map[string]any {
+	r.t.Helper()
+	info, err := r.Provider.UserInfo(context.Background(), oauth2.StaticTokenSource(tok))
+	require.NoError(r.t, err)
+	claims := map[string]any{}
+	require.NoError(r.t, info.Claims(&claims))
+	return claims
+}
+
 // Assertion returns a fresh private_key_jwt client assertion.
 func (r *RP) Assertion() string {
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS512, Key: r.key}, (&jose.SignerOptions{}).WithType("JWT"))
