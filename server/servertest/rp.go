@@ -42,13 +42,20 @@ type RP struct {
 // given scopes (besides openid); a public one uses PKCE without a key.
 func NewRP(t testing.TB, s *Server, public bool, scopes ...string) *RP {
 	t.Helper()
+	return NewRPWithID(t, s, "", public, scopes...)
+}
+
+// NewRPWithID is NewRP with a chosen client_id ("" for a random one), for
+// configuration that names clients (IDLINK_ASSERTED_LOGIN_PAIRS).
+func NewRPWithID(t testing.TB, s *Server, id string, public bool, scopes ...string) *RP {
+	t.Helper()
 	callback := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("relying party callback"))
 	}))
 	t.Cleanup(callback.Close)
 	c := idp.Client{
-		Name: "Test Health Service", RedirectURIs: []string{callback.URL + "/callback"},
+		ID: id, Name: "Test Health Service", RedirectURIs: []string{callback.URL + "/callback"},
 		Scopes: append([]string{"openid"}, scopes...), VTR: idp.NHSProfileVectors(), Public: public,
 	}
 	r := &RP{t: t, s: s, callback: callback}
@@ -123,6 +130,10 @@ func (r *RP) Exchange(code string, a AuthRequest) (*oauth2.Token, *oidc.IDToken,
 	require.NoError(r.t, idt.Claims(&claims))
 	return tok, idt, claims
 }
+
+// Key is the relying party's private key (nil for a public client), for
+// tests that sign their own assertions.
+func (r *RP) Key() *rsa.PrivateKey { return r.key }
 
 // UserInfo reads /userinfo with tok's access token and returns its claims
 // (where NHS login's relying parties find every scope claim beyond the
