@@ -471,9 +471,9 @@ func TestPasskeyLoginThroughAuthorize(t *testing.T) {
 		p = b.Get(ans["redirect"])
 		require.Equal(t, "Share your details with Test Health Service", p.H1())
 		p = b.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"})
-		_, _, claims := r.Exchange(r.Returned(p, a).Get("code"), a)
+		tok, _, claims := r.Exchange(r.Returned(p, a).Get("code"), a)
 		require.Equal(t, "P0.Cm", claims["vot"])
-		require.Equal(t, "rp.passkey@example.org", claims["email"])
+		require.Equal(t, "rp.passkey@example.org", r.UserInfo(tok)["email"])
 		require.Equal(t, 1, audited(t, s, "passkey.login", "success"))
 
 		// With the password first, the journey asks for the passkey.

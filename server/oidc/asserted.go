@@ -80,17 +80,7 @@ func (s *Server) VerifyAssertedLogin(ctx context.Context, raw, targetClientID st
 	case c.Code == "" || len(c.Code) > maxJTILen:
 		return fail("code (the jti of an ID token) is missing or too long")
 	}
-	var row struct {
-		AccountID   string     `db:"account_id"`
-		ExpiresAt   time.Time  `db:"expires_at"`
-		VoT         string     `db:"vot"`
-		Credentials string     `db:"credentials"`
-		AuthTime    time.Time  `db:"auth_time"`
-		RevokedAt   *time.Time `db:"revoked_at"`
-	}
-	err = s.db.GetContext(ctx, &row, s.db.Rebind(`SELECT t.account_id, t.expires_at, g.vot, g.credentials, g.auth_time, g.revoked_at
-		FROM oidc_id_tokens t JOIN oidc_grants g ON g.id = t.grant_id
-		WHERE t.jti = ? AND t.client_id = ?`), c.Code, client.ID)
+	row, err := s.store.idToken(ctx, c.Code, client.ID)
 	if migrations.IsNoRows(err) {
 		return fail("code does not name an ID token issued to client %s", client.ID)
 	}

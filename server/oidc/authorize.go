@@ -54,7 +54,7 @@ type FIDOLogin interface {
 // through l and rendering pages with r. With f, it accepts the companion
 // app's fido_auth_response; with nil, that parameter is refused.
 func NewAuthorize(s *Server, l Login, r *web.Renderer, f FIDOLogin) *Authorize {
-	return &Authorize{s: s, login: l, r: r, consents: &consents{db: s.db}, fido: f}
+	return &Authorize{s: s, login: l, r: r, consents: &consents{store: s.store}, fido: f}
 }
 
 // Register mounts /authorize (GET and POST) and its pages.
@@ -79,18 +79,38 @@ const (
 	pendingLifetime = time.Hour
 )
 
-// unsupported lists NHS login's unsupported parameters with the error each
-// gets (OpenID Connect Core 1.0 section 3.1.2.6 for the first three).
-var unsupported = []struct{ param, code string }{
+// refused lists the parameters whose meaning idlink cannot honour and
+// must not silently drop, with the error each gets (OpenID Connect Core
+// 1.0 section 3.1.2.6): a request object or registration carries other
+// parameters inside it.
+var refused = []struct{ param, code string }{
 	{"request", "request_not_supported"},
 	{"request_uri", "request_uri_not_supported"},
 	{"registration", "registration_not_supported"},
-	{"acr_values", codeInvalidRequest},
-	{"max_age", codeInvalidRequest},
-	{"ui_locales", codeInvalidRequest},
-	{"id_token_hint", codeInvalidRequest},
-	{"login_hint", codeInvalidRequest},
-	{"claims", codeInvalidRequest},
+}
+
+// ignored lists the parameters NHS login documents as not supported and
+// ignores; idlink ignores them too (logging them at debug), so that a
+// library configured to send one works unchanged.
+var ignored = []string{"acr_values", "max_age", "ui_locales", "id_token_hint", "login_hint", "claims", "claims_locales"}
+
+// repeatedParam returns the name of the first parameter the request
+// carries more than once, or "" (RFC 6749 section 3.1: parameters must
+// not be included more than once).
+func repeatedParam(c fiber.Ctx) string {
+	args := c.Request().URI().QueryArgs()
+	if c.Method() == http.MethodPost {
+		args = c.Request().PostArgs()
+	}
+	seen := map[string]bool{}
+	for k := range args.All() {
+		key := string(k)
+		if seen[key] {
+			return key
+		}
+		seen[key] = true
+	}
+	return ""
 }
 
 // pending is an authorization request waiting for the person, kept in the
@@ -151,9 +171,15 @@ func (a *Authorize) handleAuthorize(c fiber.Ctx) error {
 		return c.Query(name)
 	}
 	act := web.Actor(c)
+	repeated := repeatedParam(c)
 	// 1. The client and its redirect URI, before anything else: a wrong
 	// one gets a page, never a redirect.
 	clientID, redirectURI := param("client_id"), param("redirect_uri")
+	if repeated == "client_id" || repeated == "redirect_uri" {
+		a.s.record(c.Context(), act, "authorize.invalid_request", audit.Failure, "", map[string]any{"client_id": truncateParam(clientID), "error": "repeated " + repeated})
+		return a.r.ErrorPage(c, http.StatusBadRequest, "There is a problem with the service you came from",
+			"It sent a request idlink cannot read ("+repeated+" more than once). Go back to the service and try again, or contact it.")
+	}
 	client, err := a.s.clients.Get(c.Context(), clientID)
 	if clientID == "" || len(clientID) > maxParamLen || errors.Is(err, ErrClientNotFound) {
 		a.s.record(c.Context(), act, "authorize.invalid_client", audit.Failure, "", map[string]any{"client_id": truncateParam(clientID)})
@@ -170,6 +196,9 @@ func (a *Authorize) handleAuthorize(c fiber.Ctx) error {
 	}
 	state := param("state")
 	req, aerr := a.parse(client, param)
+	if repeated != "" {
+		aerr = authzErr(codeInvalidRequest, "parameter %s is repeated", repeated)
+	}
 	if aerr != nil {
 		a.s.record(c.Context(), act, "authorize.invalid_request", audit.Failure, "", map[string]any{"client_id": client.ID, "error": aerr.code, "description": aerr.description})
 		return a.redirectError(c, redirectURI, state, aerr)
@@ -309,12 +338,14 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 			return req, authzErr(codeInvalidRequest, "%s is too long", name)
 		}
 	}
-	for _, u := range unsupported {
+	for _, u := range refused {
 		if param(u.param) != "" {
-			if u.param == "acr_values" {
-				return req, authzErr(u.code, "acr_values is not supported: ask for a vector of trust with vtr")
-			}
 			return req, authzErr(u.code, "%s is not supported", u.param)
+		}
+	}
+	for _, name := range ignored {
+		if v := param(name); v != "" {
+			a.s.log.Debug("authorize: ignoring a parameter NHS login does not support", "client_id", client.ID, "param", name, "value", truncateParam(v))
 		}
 	}
 	if rt := param("response_type"); rt != "code" {
@@ -326,13 +357,13 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 	if rm := param("response_mode"); rm != "" && rm != "query" {
 		return req, authzErr(codeInvalidRequest, "only response_mode=query is supported")
 	}
+	// state and nonce are optional (OpenID Connect Core 1.0 sections
+	// 3.1.2.1 and 3.1.2.2 for the code flow); when absent, they are left
+	// out of the response and the ID token.
 	req.State = param("state")
-	if req.State == "" {
-		return req, authzErr(codeInvalidRequest, "state is required")
-	}
 	req.Nonce = param("nonce")
-	if req.Nonce == "" {
-		return req, authzErr(codeInvalidRequest, "nonce is required")
+	if len(req.Nonce) > maxNonceLen {
+		return req, authzErr(codeInvalidRequest, "nonce is longer than %d bytes", maxNonceLen)
 	}
 	req.Scope = param("scope")
 	if !slices.Contains(strings.Fields(req.Scope), "openid") {
@@ -345,15 +376,17 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 	}
 	switch d := param("display"); d {
 	case "", "page", "touch":
+	case "popup", "wap":
+		// NHS login does not support them and shows its usual page.
+		a.s.log.Debug("authorize: ignoring display", "client_id", client.ID, "display", d)
 	default:
 		return req, authzErr(codeInvalidRequest, "display must be page or touch")
 	}
-	switch p := param("prompt"); p {
-	case "", "none", "login":
-		req.Prompt = p
-	default:
-		return req, authzErr(codeInvalidRequest, "prompt must be none or login")
+	prompt, perr := parsePrompt(param("prompt"))
+	if perr != nil {
+		return req, perr
 	}
+	req.Prompt = prompt
 	vs, err := client.RequestedVectors(param("vtr"))
 	if err != nil {
 		return req, authzErr(codeInvalidRequest, "%s", err.Error())
@@ -369,13 +402,8 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 	if client.Public && req.CodeChallenge == "" {
 		return req, authzErr(codeInvalidRequest, "a public client must use PKCE (code_challenge with S256)")
 	}
-	switch ar := param("allow_registration"); ar {
-	case "", "true":
-	case "false":
-		req.HideRegistration = true
-	default:
-		return req, authzErr(codeInvalidRequest, "allow_registration must be true or false")
-	}
+	// NHS login: any value other than "false" shows registration.
+	req.HideRegistration = param("allow_registration") == "false"
 	if param("fido_auth_response") != "" && param("asserted_login_identity") != "" {
 		return req, authzErr(codeInvalidRequest, "asserted_login_identity and fido_auth_response cannot be used together")
 	}
@@ -383,6 +411,34 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 		return req, authzErr(codeInvalidRequest, "fido_auth_response is not supported by this server")
 	}
 	return req, nil
+}
+
+// parsePrompt reads prompt, a space-separated list (OpenID Connect Core
+// 1.0 section 3.1.2.1). consent is ignored, as NHS login ignores it (a
+// person is asked whenever a service wants something not yet agreed);
+// none and login remain; none with anything else is invalid.
+func parsePrompt(raw string) (string, *authzError) {
+	var none, login bool
+	for _, p := range strings.Fields(raw) {
+		switch p {
+		case "none":
+			none = true
+		case "login":
+			login = true
+		case "consent":
+		default:
+			return "", authzErr(codeInvalidRequest, "prompt must be none or login")
+		}
+	}
+	switch {
+	case none && login:
+		return "", authzErr(codeInvalidRequest, "prompt=none cannot be combined with login")
+	case none:
+		return "none", nil
+	case login:
+		return "login", nil
+	}
+	return "", nil
 }
 
 // proceed takes a stored request as far as it can go: a code when the
@@ -485,9 +541,10 @@ func (a *Authorize) consentOrCode(c fiber.Ctx, req pending, client *Client, auth
 		return err
 	}
 	if !agreed {
-		if req.Prompt == "none" {
-			return a.finishError(c, req, authzErr("consent_required", "the person has not agreed to share these details with the service"))
-		}
+		// Even with prompt=none: NHS login asks a person signed in by
+		// single sign-on to agree the first time a service (or a service
+		// asking for more) sees them, where OpenID Connect would answer
+		// consent_required. Declining answers access_denied.
 		return a.r.Render(c, http.StatusOK, "consent", web.View{Title: "Share your details with " + client.Name,
 			Data: consentView{RequestID: req.ID, ClientName: client.Name, Items: describeScopes(shared)}})
 	}
@@ -513,7 +570,11 @@ func (a *Authorize) issue(c fiber.Ctx, req pending, client *Client, auth login.A
 	a.forget(c, req.ID)
 	a.s.record(c.Context(), web.Actor(c), "authorize.code_issued", audit.Success, auth.AccountID,
 		map[string]any{"client_id": client.ID, "vot": vot.String(), "scopes": strings.Join(scopes, " ")})
-	return redirectTo(c, req.RedirectURI, url.Values{"code": {code}, "state": {req.State}})
+	v := url.Values{"code": {code}}
+	if req.State != "" {
+		v.Set("state", req.State)
+	}
+	return redirectTo(c, req.RedirectURI, v)
 }
 
 func (a *Authorize) handleConsent(c fiber.Ctx) error {

@@ -132,6 +132,22 @@ func (r *RP) Exchange(code string, a AuthRequest) (*oauth2.Token, *oidc.IDToken,
 	return tok, idt, claims
 }
 
+// Key is the relying party's private key (nil for a public client), for
+// tests that sign their own assertions.
+func (r *RP) Key() *rsa.PrivateKey { return r.key }
+
+// UserInfo reads /userinfo with tok's access token and returns its claims
+// (where NHS login's relying parties find every scope claim beyond the
+// ID token's few).
+func (r *RP) UserInfo(tok *oauth2.Token) map[string]any {
+	r.t.Helper()
+	info, err := r.Provider.UserInfo(context.Background(), oauth2.StaticTokenSource(tok))
+	require.NoError(r.t, err)
+	claims := map[string]any{}
+	require.NoError(r.t, info.Claims(&claims))
+	return claims
+}
+
 // Assertion returns a fresh private_key_jwt client assertion.
 func (r *RP) Assertion() string {
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS512, Key: r.key}, (&jose.SignerOptions{}).WithType("JWT"))
