@@ -32,8 +32,12 @@ func (p *people) Person(ctx context.Context, accountID string) (oidc.Person, err
 		EmailVerified:       true, // accounts exist only once the email link was followed
 		PhoneNumber:         a.PhoneNumber(),
 		PhoneNumberVerified: a.PhoneVerifiedAt != nil,
-		ProofingLevel:       a.Level(),
-		Blocked:             a.Status != account.StatusActive,
+		// A landline is given by the person and never verified: no call
+		// can be made from here (README, "landline").
+		LandlineNumber:         a.LandlineNumber(),
+		LandlineNumberVerified: false,
+		ProofingLevel:          a.Level(),
+		Blocked:                a.Status != account.StatusActive,
 	}
 	if p.identity == nil {
 		return p2, nil

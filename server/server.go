@@ -33,6 +33,7 @@ import (
 	"github.com/idlink/idlink/push"
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/closure"
 	"github.com/idlink/idlink/server/config"
 	"github.com/idlink/idlink/server/identity"
 	"github.com/idlink/idlink/server/identity/gp"
@@ -89,6 +90,8 @@ type Server struct {
 	StreamApp *fiber.App
 	// Identity proves who people are (P5, P9) and checks PDS at login.
 	Identity *identity.Service
+	// Closure deletes accounts and closes unused ones.
+	Closure *closure.Service
 	// people gives the OIDC provider its claims.
 	people *people
 	// PDSSandbox is the in-process PDS dataset (nil with the FHIR client);
@@ -205,7 +208,10 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
 	s.people.identity = s.Identity
-	authorize.UseLoginCheck(loginCheck{s.Identity})
+	if err := s.buildClosure(); err != nil {
+		return nil, fmt.Errorf("closure: %w", err)
+	}
+	authorize.UseLoginCheck(loginCheck{s.Identity, s.Accounts})
 
 	s.App = fiber.New(fiber.Config{
 		AppName:      "idlink",
@@ -477,6 +483,11 @@ func (s *Server) startBackground(ctx context.Context) {
 		if err := s.Push.Run(ctx); err != nil {
 			s.log.Error("push bus stopped", "error", err)
 		}
+	}()
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.Closure.Run(ctx, time.Hour)
 	}()
 	s.bg.Add(1)
 	go func() {

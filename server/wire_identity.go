@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v3"
 
+	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/identity"
 	"github.com/idlink/idlink/server/identity/gp"
@@ -69,19 +70,27 @@ func (s *Server) buildIdentity(ctx context.Context, keys *secrets.Keyring) error
 	if err != nil {
 		return err
 	}
-	s.Login.UseLoginCheck(loginCheck{s.Identity})
+	s.Login.UseLoginCheck(loginCheck{s.Identity, s.Accounts})
 	return nil
 }
 
-// loginCheck runs identity's per-login PDS check for the login journey.
-type loginCheck struct{ id *identity.Service }
+// loginCheck runs identity's per-login PDS check for the login journey,
+// then notes the login on the account (closure of unused accounts counts
+// from it).
+type loginCheck struct {
+	id       *identity.Service
+	accounts *account.Service
+}
 
 func (l loginCheck) CheckLogin(ctx context.Context, a audit.Actor, accountID string) error {
 	err := l.id.CheckLogin(ctx, a, accountID)
 	if errors.Is(err, identity.ErrBlocked) {
 		return fmt.Errorf("%w: %w", login.ErrAccountBlocked, err)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return l.accounts.NoteLogin(ctx, accountID)
 }
 
 func readRSAKey(path string) (*rsa.PrivateKey, error) {

@@ -90,6 +90,16 @@ type Config struct {
 
 	MediaDir       string        // IDLINK_MEDIA_DIR: encrypted photo ID evidence (default DATA_DIR/media)
 	MediaRetention time.Duration // IDLINK_MEDIA_RETENTION: evidence kept this long after the decision (default 168h)
+	// RecentLogin is how recent a login must be to add or remove a way
+	// in, change contact details or delete the account
+	// (IDLINK_RECENT_LOGIN, default 15m).
+	RecentLogin time.Duration
+	// CloseUnusedAfter closes accounts with no login for this long
+	// (IDLINK_CLOSE_UNUSED_AFTER, default 17520h: two years, NHS login's
+	// rule); ClosureWarning is how long before closing the person is
+	// emailed (IDLINK_CLOSURE_WARNING, default 720h: 30 days).
+	CloseUnusedAfter time.Duration
+	ClosureWarning   time.Duration
 	// MaxUpload bounds a photo ID upload (photo and video in one form)
 	// (IDLINK_MAX_UPLOAD_MB, default 64).
 	MaxUpload int
@@ -239,6 +249,15 @@ func Load(getenv func(string) string) (Config, error) {
 		bad("IDLINK_MAX_UPLOAD_MB must be a number of megabytes from 2 to 512")
 	}
 	c.MaxUpload <<= 20
+	if c.RecentLogin, err = duration(get("IDLINK_RECENT_LOGIN", "15m")); err != nil {
+		bad("IDLINK_RECENT_LOGIN: %v", err)
+	}
+	if c.CloseUnusedAfter, err = duration(get("IDLINK_CLOSE_UNUSED_AFTER", "17520h")); err != nil {
+		bad("IDLINK_CLOSE_UNUSED_AFTER: %v", err)
+	}
+	if c.ClosureWarning, err = duration(get("IDLINK_CLOSURE_WARNING", "720h")); err != nil || c.ClosureWarning >= c.CloseUnusedAfter {
+		bad("IDLINK_CLOSURE_WARNING must be a positive duration shorter than IDLINK_CLOSE_UNUSED_AFTER")
+	}
 	c.StreamAddr = get("IDLINK_STREAM_ADDR", "")
 	c.FCMProjectID = get("IDLINK_FCM_PROJECT_ID", "")
 	c.FCMCredentialsFile = get("IDLINK_FCM_CREDENTIALS_FILE", "")

@@ -56,6 +56,18 @@ type Deps struct {
 	// DeviceRemoved, when set, is told of each removed companion-app
 	// device (push approvals close its sockets on every replica).
 	DeviceRemoved func(ctx context.Context, deviceID string)
+	// RecentLogin is how recent a login must be for changes to contact
+	// details, ways in and deleting the account (IDLINK_RECENT_LOGIN).
+	RecentLogin time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// PhoneMatch is told when the mobile number changes, so the next PDS
+	// check recomputes phone_number_pds_matched.
+	PhoneMatch PhoneMatch
+	// Sharing lists and withdraws what the person shares with services.
+	Sharing Sharing
+	// Closer deletes accounts.
+	Closer Closer
 }
 
 // Handlers serves the settings pages. It is safe for concurrent use.
@@ -64,7 +76,14 @@ type Handlers struct {
 }
 
 // New returns the settings pages.
-func New(d Deps) *Handlers { return &Handlers{d: d} }
+func New(d Deps) *Handlers {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Handlers{d: d}
+}
+
+func (h *Handlers) now() time.Time { return h.d.Now() }
 
 // Paths of the settings pages.
 const (
