@@ -14,16 +14,17 @@ import (
 	"github.com/idlink/idlink/server/servertest"
 )
 
-// testClock is a clock the test moves forward.
+// testClock runs with real time, and the test can move it forward (codes
+// and messages sent one after another must not share a timestamp).
 type testClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	offset time.Duration
 }
 
-func newClock() *testClock { return &testClock{now: time.Now()} }
+func newClock() *testClock { return &testClock{} }
 
-func (c *testClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+func (c *testClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return time.Now().Add(c.offset) }
+func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.offset += d; c.mu.Unlock() }
 
 func TestChangePassword(t *testing.T) {
 	dbtest.EachURL(t, func(t *testing.T, dbURL string) {
@@ -181,7 +182,7 @@ func TestChangePhoneAndCancel(t *testing.T) {
 		require.Equal(t, "07700 900123", b.Get("/account").Text("account-phone"), "nothing changes before the code")
 		got = b.Submit(code, "/account/phone/code", map[string]string{"code": sent})
 		require.Equal(t, "Your account", got.H1(), got.Errors())
-		require.Equal(t, "07700 900789", got.Text("account-phone"))
+		require.Equal(t, "07700 900789", got.Text("account-phone"), got.H1(), got.Errors(), code.H1(), code.Errors())
 		require.Empty(t, rememberedCookie(b, s), "remembered browsers are forgotten")
 		require.Contains(t, s.Latest(t, "mo@example.org", "phone_changed").Text, "changed to a number ending 789")
 		cancel := s.Latest(t, servertest.E164(t, phone), "phone_changed_old")
@@ -196,13 +197,14 @@ func TestChangePhoneAndCancel(t *testing.T) {
 		require.Equal(t, "Log in", b.Get("/account").H1(), "signed out")
 		require.Equal(t, http.StatusGone, stranger.Get(cancel.Link).Status, "single use")
 		b = s.NewBrowser(t)
-		require.Equal(t, "07700 900123", s.LogIn(t, b, nil, "mo@example.org", pw, phone).Text("account-phone"))
+		back := s.LogIn(t, b, nil, "mo@example.org", pw, phone)
+		require.Equal(t, "07700 900123", back.Text("account-phone"), back.H1(), back.Errors())
 
 		// The cancel link of a later change expires after 24 hours.
 		p = b.Get("/account/phone")
 		code = b.Submit(p, "/account/phone", map[string]string{"phone": newPhone})
 		got = b.Submit(code, "/account/phone/code", map[string]string{"code": s.CodeFor(t, servertest.E164(t, newPhone), "phone_change_code")})
-		require.Equal(t, "07700 900789", got.Text("account-phone"))
+		require.Equal(t, "07700 900789", got.Text("account-phone"), got.H1(), got.Errors(), code.H1(), code.Errors())
 		late := s.Latest(t, servertest.E164(t, phone), "phone_changed_old").Link
 		clk.Add(24*time.Hour + time.Minute)
 		require.Equal(t, http.StatusGone, s.NewBrowser(t).Get(late).Status)
