@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -235,5 +236,36 @@ func TestLandline(t *testing.T) {
 		got = b.Submit(p, "/account/landline", map[string]string{"action": "remove"})
 		require.Equal(t, "Not given", got.Text("account-landline"))
 		require.True(t, strings.Contains(got.Body, "Landline number removed"))
+	})
+}
+
+// Adding or removing a way in needs a recent login too, and a new way in
+// is emailed to the person.
+func TestWaysInNeedARecentLogin(t *testing.T) {
+	dbtest.EachURL(t, func(t *testing.T, dbURL string) {
+		clk := newClock()
+		s := servertest.Start(t, dbURL, nil, server.Options{Now: clk.Now})
+		b := s.NewBrowser(t)
+		s.CreateAccount(t, b, "keys@example.org", pw, phone)
+		p := addPasskey(t, s, b, newPasskeyDevice(), "Phone")
+		notice := s.Latest(t, "keys@example.org", "passkey_added")
+		require.Contains(t, notice.Text, "A passkey was added")
+		require.Contains(t, notice.Text, "If this was not you")
+
+		clk.Add(16 * time.Minute)
+		p = b.Get("/account/security")
+		require.Contains(t, p.Body, `id="passkey-confirm"`, "the page asks for a new login before adding")
+		status, raw := postJSON(t, s, b, "/account/passkeys/begin", regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(p.Body)[1], []byte("{}"))
+		require.Equal(t, http.StatusForbidden, status)
+		require.Equal(t, "recent_login_required", answer(t, raw)["error"])
+		id := regexp.MustCompile(`rename\?id=([A-Za-z0-9_-]+)`).FindStringSubmatch(p.Body)
+		require.NotNil(t, id)
+		got := b.Submit(p, "/account/security/passkeys/remove", map[string]string{"id": id[1]})
+		require.Equal(t, "Log in", got.H1())
+		require.Equal(t, 0, audited(t, s, "passkey.removed", "success"))
+		got = s.LogIn(t, b, got, "keys@example.org", pw, phone)
+		require.Equal(t, "Security settings", got.H1())
+		got = b.Submit(got, "/account/security/passkeys/remove", map[string]string{"id": id[1]})
+		require.Equal(t, 1, audited(t, s, "passkey.removed", "success"))
 	})
 }

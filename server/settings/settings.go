@@ -102,6 +102,7 @@ func (h *Handlers) Register(p web.Pages) {
 	p.Post(PagePath+"/devices/rename", h.renameDevice)
 	p.Post(PagePath+"/devices/remove", h.removeDevice)
 	p.Post(PagePath+"/sign-out-everywhere", h.signOutEverywhere)
+	p.Get(PagePath+"/confirm", h.confirmPage)
 	login.PostJSON(p, "/account/passkeys/begin", h.passkeyBegin)
 	login.PostJSON(p, "/account/passkeys/finish", h.passkeyFinish)
 }
@@ -166,6 +167,9 @@ type pageData struct {
 	Devices  []device.Device
 	// NameMax is the longest passkey name allowed.
 	NameMax int
+	// Stale: the login is not recent enough to add a passkey; the page
+	// links to a new login instead.
+	Stale bool
 }
 
 type passkeyRow struct {
@@ -178,7 +182,8 @@ type passkeyRow struct {
 
 func encodeID(id []byte) string { return base64.RawURLEncoding.EncodeToString(id) }
 
-func (h *Handlers) view(ctx context.Context, acct account.Account) (web.View, error) {
+func (h *Handlers) view(c fiber.Ctx, acct account.Account) (web.View, error) {
+	ctx := c.Context()
 	browsers, err := h.d.Devices.ListRemembered(ctx, acct.ID)
 	if err != nil {
 		return web.View{}, err
@@ -199,12 +204,12 @@ func (h *Handlers) view(ctx context.Context, acct account.Account) (web.View, er
 		return web.View{}, err
 	}
 	return web.View{Title: "Security settings", BackLink: "/account",
-		Data: pageData{Browsers: browsers, Passkeys: passkeys, Devices: devices, NameMax: fido.MaxNameLength}}, nil
+		Data: pageData{Browsers: browsers, Passkeys: passkeys, Devices: devices, NameMax: fido.MaxNameLength, Stale: h.stale(c)}}, nil
 }
 
 // render shows the settings page, with errors (422) or a notice.
 func (h *Handlers) render(c fiber.Ctx, acct account.Account, errs web.Errors, notice string) error {
-	v, err := h.view(c.Context(), acct)
+	v, err := h.view(c, acct)
 	if err != nil {
 		return err
 	}
@@ -240,7 +245,7 @@ func (h *Handlers) record(c fiber.Ctx, typ string, outcome audit.Outcome, accoun
 }
 
 func (h *Handlers) removeBrowser(c fiber.Ctx) error {
-	acct, ok, err := h.signedIn(c, true)
+	acct, ok, err := h.recentLogin(c, PagePath)
 	if !ok {
 		return err
 	}
@@ -281,4 +286,11 @@ func (h *Handlers) signOutEverywhere(c fiber.Ctx) error {
 	}
 	flash(c, "You have been signed out on every other device, and no browser is remembered any more.")
 	return redirectTo(c, PagePath)
+}
+
+// stale reports whether the session's login is too old for changes to the
+// ways in.
+func (h *Handlers) stale(c fiber.Ctx) bool {
+	a, ok := h.d.Login.Current(c)
+	return !ok || !h.recent(a)
 }
