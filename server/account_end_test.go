@@ -98,6 +98,7 @@ func TestDeleteAccount(t *testing.T) {
 		r := servertest.NewRP(t, s, false, "email")
 		b := s.NewBrowser(t)
 		s.CreateAccount(t, b, "leaving@example.org", pw, phone)
+		signOut(t, b)
 		logInRemembering(t, s, b, "leaving@example.org", phone)
 		d := newPasskeyDevice()
 		addPasskey(t, s, b, d, "Laptop")

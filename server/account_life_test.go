@@ -161,6 +161,7 @@ func TestChangePhoneAndCancel(t *testing.T) {
 		s := servertest.Start(t, dbURL, nil, server.Options{Now: clk.Now})
 		b := s.NewBrowser(t)
 		s.CreateAccount(t, b, "mo@example.org", pw, phone)
+		signOut(t, b)
 		logInRemembering(t, s, b, "mo@example.org", phone)
 		require.NotEmpty(t, rememberedCookie(b, s))
 
@@ -268,4 +269,18 @@ func TestWaysInNeedARecentLogin(t *testing.T) {
 		got = b.Submit(got, "/account/security/passkeys/remove", map[string]string{"id": id[1]})
 		require.Equal(t, 1, audited(t, s, "passkey.removed", "success"))
 	})
+}
+
+// Back after finishing a journey does not show its first page again to a
+// signed-in person.
+func TestFinishedJourneysGoToTheAccount(t *testing.T) {
+	s := servertest.Start(t, dbtest.SQLiteURL(t), nil, server.Options{})
+	b := s.NewBrowser(t)
+	s.CreateAccount(t, b, "back@example.org", pw, phone)
+	for _, path := range []string{"/create-account", "/create-account/email", "/create-account/password", "/create-account/terms", "/login"} {
+		require.Equal(t, "Your account", b.Get(path).H1(), path)
+	}
+	signOut(t, b)
+	require.Equal(t, "What is your email address?", b.Get("/create-account").H1())
+	require.Equal(t, "Log in", b.Get("/login").H1())
 }

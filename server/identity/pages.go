@@ -17,6 +17,7 @@ import (
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/identity/gp"
 	"github.com/idlink/idlink/server/identity/media"
+	"github.com/idlink/idlink/server/identity/nhsnumber"
 	"github.com/idlink/idlink/server/login"
 	"github.com/idlink/idlink/server/trust"
 	"github.com/idlink/idlink/server/web"
@@ -380,20 +381,26 @@ func (p *Pages) detailsSubmit(c fiber.Ctx) error {
 	if problem != "" {
 		v.Errors.Add("dob-day", problem)
 	}
-	if v.Values["family_name"] == "" {
-		v.Errors.Add("family_name", "Enter your last name")
-	} else if len(v.Values["family_name"]) > 100 {
-		v.Errors.Add("family_name", "Last name must be 100 characters or fewer")
-	}
+	// Every problem at once, in the order of the fields on the page.
 	if v.Values["given_name"] == "" {
 		v.Errors.Add("given_name", "Enter your first name")
 	} else if len(v.Values["given_name"]) > 100 {
 		v.Errors.Add("given_name", "First name must be 100 characters or fewer")
 	}
+	if v.Values["family_name"] == "" {
+		v.Errors.Add("family_name", "Enter your last name")
+	} else if len(v.Values["family_name"]) > 100 {
+		v.Errors.Add("family_name", "Last name must be 100 characters or fewer")
+	}
 	if pc := strings.ReplaceAll(v.Values["postcode"], " ", ""); pc == "" {
 		v.Errors.Add("postcode", "Enter your postcode")
 	} else if len(pc) < 5 || len(pc) > 8 {
 		v.Errors.Add("postcode", "Enter a real postcode, like LS1 6AE")
+	}
+	if n := v.Values["nhs_number"]; n != "" {
+		if _, err := nhsnumber.Parse(n); err != nil {
+			v.Errors.Add("nhs_number", "Enter a real NHS number: 10 digits, like 943 476 5919")
+		}
 	}
 	if len(v.Errors) > 0 {
 		return p.render(c, "prove_details", v)

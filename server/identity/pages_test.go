@@ -376,6 +376,9 @@ func TestProveDetails(t *testing.T) {
 		}{
 			{name: "empty", form: url.Values{}, status: http.StatusUnprocessableEntity,
 				want: "Enter your date of birth"},
+			// The NHS number is checked with the other fields, not after them.
+			{name: "all at once", form: url.Values{"nhs_number": {"123"}}, status: http.StatusUnprocessableEntity,
+				want: "Enter a real NHS number"},
 			{name: "bad date", form: url.Values{"dob-day": {"31"}, "dob-month": {"2"}, "dob-year": {"1990"}, "given_name": {"A"},
 				"family_name": {"B"}, "postcode": {"LS1 6AE"}}, status: http.StatusUnprocessableEntity, want: "Date of birth must be a real date"},
 			{name: "bad NHS number", form: url.Values{"dob-day": {"22"}, "dob-month": {"10"}, "dob-year": {"2010"}, "given_name": {"Jane"},
