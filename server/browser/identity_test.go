@@ -141,6 +141,8 @@ func TestIdentityJourneysInChromium(t *testing.T) {
 	p.fill("/sign-out", nil)
 	p.expect("You have signed out")
 	p.open("/admin")
+	p.expect("Log in to check photo ID")
+	p.click("#admin-login")
 	p.passkeyLogin("Photo ID checks to review")
 	p.expect("Photo ID checks to review")
 	checkID, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector("#admin-queue tr[data-check-id]") || {dataset: {}}).dataset.checkId || ""`))
