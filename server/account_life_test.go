@@ -284,3 +284,20 @@ func TestFinishedJourneysGoToTheAccount(t *testing.T) {
 	require.Equal(t, "What is your email address?", b.Get("/create-account").H1())
 	require.Equal(t, "Log in", b.Get("/login").H1())
 }
+
+// After proving who they are, the person lands on their account, which
+// says so once; the notice does not turn up later in another journey.
+func TestProvenNoticeShownOnce(t *testing.T) {
+	s := servertest.Start(t, dbtest.SQLiteURL(t), nil, server.Options{})
+	b := s.NewBrowser(t)
+	s.CreateAccount(t, b, "jane.proof@example.org", pw, phone)
+	p := b.Get("/prove/details")
+	require.Equal(t, "Enter your details", p.H1())
+	p = b.Submit(p, "/prove/details", map[string]string{"dob-day": "22", "dob-month": "10", "dob-year": "2010",
+		"given_name": "Jane", "family_name": "Smith", "postcode": "LS1 6AE", "nhs_number": "9000000009"})
+	require.Equal(t, "Your account", p.H1(), p.Errors())
+	require.Contains(t, p.Body, "Your details match your NHS record")
+	require.Contains(t, p.Text("account-level"), "(P5)")
+	require.NotContains(t, b.Get("/account").Body, "Your details match your NHS record")
+	require.NotContains(t, b.Get("/prove").Body, "Your details match your NHS record")
+}

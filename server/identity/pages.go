@@ -200,10 +200,23 @@ func (p *Pages) render(c fiber.Ctx, page string, v web.View) error {
 	return p.d.Renderer.Render(c, status, page, v)
 }
 
-// proven records the confirmation and sends the person on.
+// proven sends the person on. Landing on their account, the page says
+// what they proved, once; a service they return to continues its own
+// journey, and nothing is left to reappear in another one later.
 func proven(c fiber.Ctx, level trust.Level, ret string) error {
-	web.Sess(c).Put(NoticeKey, fmt.Sprintf("You have proved your identity (level %s)", level))
-	return redirectTo(c, destination(ret))
+	dest := destination(ret)
+	if dest == "/account" {
+		web.Sess(c).Put(account.NoticeKey, ProvenWords(level))
+	}
+	return redirectTo(c, dest)
+}
+
+// ProvenWords says in words what a person has just proved.
+func ProvenWords(level trust.Level) string {
+	if level >= trust.P9 {
+		return fmt.Sprintf("You have proved who you are. Services that need the highest level of proof (%s) can now give you access.", level)
+	}
+	return fmt.Sprintf("Your details match your NHS record: you have proved who you are to the medium level (%s).", level)
 }
 
 // outcome is the message and status for an error of the Service, or

@@ -348,11 +348,10 @@ func TestProveDetails(t *testing.T) {
 			require.Equal(t, "9000000009", rec.NHSNumber)
 
 			r = b.get(identity.ProvePath)
-			require.Contains(t, r.body, "You have proved your identity (level P5)")
+			// Back to the service: no notice is left to show up here later.
+			require.NotContains(t, r.body, "Your details match your NHS record")
 			require.NotContains(t, r.body, "Match your details with NHS records")
 			require.Contains(t, r.body, "Use your GP online services details")
-			// Shown once.
-			require.NotContains(t, b.get(identity.ProvePath).body, "You have proved your identity")
 			// The P5 form is not offered again.
 			require.Equal(t, http.StatusSeeOther, b.get(identity.ProveDetailsPath).status)
 		})
@@ -364,6 +363,8 @@ func TestProveDetails(t *testing.T) {
 			r := b.post(identity.ProveDetailsPath, form)
 			require.Equal(t, http.StatusSeeOther, r.status, r.body)
 			require.Equal(t, "/account", r.location)
+			// The account page says so (the notice it reads is left for it).
+			require.NotContains(t, b.get(identity.ProvePath).body, "Your details match your NHS record")
 		})
 
 		refusals := []struct {
@@ -480,7 +481,7 @@ func TestProveGP(t *testing.T) {
 			require.Equal(t, pageContinue, r.location)
 			require.Equal(t, trust.P9, e.accounts.level("acct-gp"))
 			r = b.get(identity.ProvePath)
-			require.Contains(t, r.body, "You have proved your identity (level P9)")
+			require.NotContains(t, r.body, "You have proved who you are. Services")
 			require.Contains(t, r.body, "the highest level")
 			require.NotContains(t, r.body, "Use photo ID")
 		})
