@@ -554,6 +554,11 @@ func (p *Pages) limits() media.Limits {
 	return media.DefaultLimits()
 }
 
+// cameraPolicy lets the photo page (and the same page shown again after
+// a form error) record the video with the camera (record.js); every other
+// page keeps the camera off.
+const cameraPolicy = "camera=(self), microphone=(), geolocation=(), payment=()"
+
 func (p *Pages) photoView(ret string) web.View {
 	return web.View{Title: "Send a photo of your ID and a short video", BackLink: withReturn(ProvePath, ret), Data: p.form(ret), Values: map[string]string{}}
 }
@@ -564,9 +569,7 @@ func (p *Pages) sent(c fiber.Ctx, status int, ret, notice string) error {
 }
 
 func (p *Pages) photoPage(c fiber.Ctx) error {
-	// The page may record the video with the camera (record.js); every
-	// other page keeps the camera off.
-	c.Set("Permissions-Policy", "camera=(self), microphone=(), geolocation=(), payment=()")
+	c.Set("Permissions-Policy", cameraPolicy)
 	acct, ok, err := p.signedIn(c, ProvePhotoPath)
 	if !ok {
 		return err
@@ -622,6 +625,8 @@ func upload(c fiber.Ctx, field string) *multipart.FileHeader {
 }
 
 func (p *Pages) photoSubmit(c fiber.Ctx) error {
+	// The page shown again with errors records with the camera too.
+	c.Set("Permissions-Policy", cameraPolicy)
 	acct, ok, err := p.signedIn(c, ProvePhotoPath)
 	if !ok {
 		return err

@@ -206,6 +206,8 @@ type pageResponse struct {
 	status   int
 	body     string
 	location string
+	// permissions is the Permissions-Policy header.
+	permissions string
 }
 
 func (b *pageBrowser) do(method, path string, body io.Reader, contentType string) pageResponse {
@@ -231,7 +233,8 @@ func (b *pageBrowser) do(method, path string, body io.Reader, contentType string
 	}
 	data, err := io.ReadAll(resp.Body)
 	require.NoError(b.t, err)
-	return pageResponse{status: resp.StatusCode, body: string(data), location: resp.Header.Get("Location")}
+	return pageResponse{status: resp.StatusCode, body: string(data), location: resp.Header.Get("Location"),
+		permissions: resp.Header.Get("Permissions-Policy")}
 }
 
 func (b *pageBrowser) get(path string) pageResponse { return b.do(http.MethodGet, path, nil, "") }
@@ -531,6 +534,7 @@ func TestProvePhoto(t *testing.T) {
 				require.Contains(t, r.body, `id="`+tc.field+`-error"`)
 				require.Contains(t, r.body, tc.wants)
 				require.Contains(t, r.body, `name="return_to" value="/authorize/continue?id=req123"`)
+				require.Contains(t, r.permissions, "camera=(self)", "the camera still works after a form error")
 			})
 		}
 
