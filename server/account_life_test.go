@@ -164,6 +164,7 @@ func TestChangePhoneAndCancel(t *testing.T) {
 		signOut(t, b)
 		logInRemembering(t, s, b, "mo@example.org", phone)
 		require.NotEmpty(t, rememberedCookie(b, s))
+		require.Contains(t, s.Latest(t, "mo@example.org", "browser_remembered").Text, "was remembered")
 
 		p := b.Get("/account/phone")
 		require.Equal(t, "Enter your new mobile phone number", p.H1())

@@ -22,6 +22,7 @@ func (s *Server) wireCompanion(authorize *oidc.Authorize) error {
 		Tokens: s.OIDC, People: s.people, Devices: s.Devices, FIDO: s.FIDO,
 		Limiter: ratelimit.New(s.DB, s.now), Audit: s.Audit, Logger: s.log,
 		Approvals: s.Push, Stream: s.Push.Hub(),
+		Notices: s.Accounts,
 	})
 	if err != nil {
 		return fmt.Errorf("companion api: %w", err)

@@ -12,16 +12,18 @@ import (
 
 // Kinds of security notices: each is a GOV.UK Notify template (README).
 const (
-	NoticePasswordChanged notify.Kind = "password_changed"       // email: the password was changed
-	NoticeEmailChanged    notify.Kind = "email_changed"          // email to the old address
-	NoticePhoneChanged    notify.Kind = "phone_changed"          // email: the mobile number was changed
-	NoticePhoneChangedOld notify.Kind = "phone_changed_old"      // text to the old number, with the cancel link
-	NoticePhoneCancelled  notify.Kind = "phone_change_cancelled" // email: a change of number was undone
-	NoticeLandline        notify.Kind = "landline_changed"       // email: the landline was added, changed or removed
-	NoticePasskeyAdded    notify.Kind = "passkey_added"          // email: a passkey was added
-	NoticeAccountDeleted  notify.Kind = "account_deleted"        // email: the account was deleted
-	NoticeClosureWarning  notify.Kind = "account_closure_warning"
-	NoticeAccountClosed   notify.Kind = "account_closed"
+	NoticePasswordChanged   notify.Kind = "password_changed"       // email: the password was changed
+	NoticeEmailChanged      notify.Kind = "email_changed"          // email to the old address
+	NoticePhoneChanged      notify.Kind = "phone_changed"          // email: the mobile number was changed
+	NoticePhoneChangedOld   notify.Kind = "phone_changed_old"      // text to the old number, with the cancel link
+	NoticePhoneCancelled    notify.Kind = "phone_change_cancelled" // email: a change of number was undone
+	NoticeLandline          notify.Kind = "landline_changed"       // email: the landline was added, changed or removed
+	NoticePasskeyAdded      notify.Kind = "passkey_added"          // email: a passkey was added
+	NoticeBrowserRemembered notify.Kind = "browser_remembered"     // email: a browser was remembered
+	NoticeDeviceEnrolled    notify.Kind = "device_enrolled"        // email: a companion-app device was enrolled
+	NoticeAccountDeleted    notify.Kind = "account_deleted"        // email: the account was deleted
+	NoticeClosureWarning    notify.Kind = "account_closure_warning"
+	NoticeAccountClosed     notify.Kind = "account_closed"
 )
 
 // noticeText is what every security notice says: what happened, when,

@@ -103,7 +103,11 @@ func (f *rememberFactor) rememberBrowser(c fiber.Ctx, acct account.Account) erro
 		Secure:   f.cfg.Secure,
 		SameSite: fiber.CookieSameSiteLaxMode,
 	})
-	return f.j.audit.Record(c.Context(), web.Actor(c), "remembered_browser.added", audit.Success, acct.ID, map[string]any{"label": label})
+	if err := f.j.audit.Record(c.Context(), web.Actor(c), "remembered_browser.added", audit.Success, acct.ID, map[string]any{"label": label}); err != nil {
+		return err
+	}
+	return f.j.accounts.SendNotice(c.Context(), web.Actor(c), acct.ID, account.NoticeBrowserRemembered,
+		"A browser ("+label+") was remembered for your idlink account: it will not be asked for a security code")
 }
 
 // BrowserLabel describes a browser from its User-Agent, such as "Firefox
