@@ -43,8 +43,12 @@ func (p *people) Person(ctx context.Context, accountID string) (oidc.Person, err
 		EmailVerified:       true, // accounts exist only once the email link was followed
 		PhoneNumber:         a.PhoneNumber(),
 		PhoneNumberVerified: a.PhoneVerifiedAt != nil,
-		ProofingLevel:       a.Level(),
-		Blocked:             a.Status != account.StatusActive,
+		// A landline is given by the person and never verified: no call
+		// can be made from here (README, "landline").
+		LandlineNumber:         a.LandlineNumber(),
+		LandlineNumberVerified: false,
+		ProofingLevel:          a.Level(),
+		Blocked:                a.Status != account.StatusActive,
 	}
 	if p.identity == nil {
 		return p2, nil
@@ -63,15 +67,30 @@ func (p *people) Person(ctx context.Context, accountID string) (oidc.Person, err
 	return p2, nil
 }
 
-// loginCheck runs identity's per-login PDS check for the login journey.
-type loginCheck struct{ id *identity.Service }
+// loginCheck runs identity's per-login PDS check for the login journey,
+// then notes the login on the account (closure of unused accounts counts
+// from it).
+type loginCheck struct {
+	id       *identity.Service
+	accounts *account.Service
+}
 
 func (l loginCheck) CheckLogin(ctx context.Context, a audit.Actor, accountID string) error {
 	err := l.id.CheckLogin(ctx, a, accountID)
 	if errors.Is(err, identity.ErrBlocked) {
 		return fmt.Errorf("%w: %w", login.ErrAccountBlocked, err)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return l.accounts.NoteLogin(ctx, accountID)
+}
+
+// forgetPerson adapts the provider's ForgetPerson to closure.Forgetter.
+type forgetPerson struct{ o *oidc.Server }
+
+func (f forgetPerson) ForgetAccount(ctx context.Context, accountID string) error {
+	return f.o.ForgetPerson(ctx, accountID)
 }
 
 // limitBody refuses request bodies over small bytes (413), except on the

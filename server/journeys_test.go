@@ -28,8 +28,8 @@ func TestCreateAccountAndLogIn(t *testing.T) {
 		p := s.CreateAccount(t, b, "Jane.Smith@example.org", pw, phone)
 		require.Equal(t, "Your account", p.H1())
 		require.Equal(t, "jane.smith@example.org", p.Text("account-email"))
-		require.Equal(t, "+447700900123", p.Text("account-phone"))
-		require.Equal(t, "P0", p.Text("account-level"))
+		require.Equal(t, "07700 900123", p.Text("account-phone"), "UK numbers are shown in national format")
+		require.Equal(t, "You have not proved who you are yet (P0)", p.Text("account-level"))
 		require.Contains(t, p.Text("prove-link"), "Prove who you are", "the account page leads to proving identity")
 		require.Contains(t, p.Body, "Account created")
 
@@ -111,7 +111,7 @@ func TestSignupErrors(t *testing.T) {
 		require.Equal(t, []string{"The security code is not right. Check it and try again."}, got.Errors())
 		got = b.Submit(p, "/create-account/code", map[string]string{"code": code})
 		require.Equal(t, "Your account", got.H1())
-		require.Equal(t, "+33612345678", got.Text("account-phone"), "international numbers are stored E.164")
+		require.Equal(t, "+33 6 12 34 56 78", got.Text("account-phone"), "international numbers are shown internationally")
 	})
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/idlink/idlink/push"
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/closure"
 	"github.com/idlink/idlink/server/config"
 	"github.com/idlink/idlink/server/identity"
 	"github.com/idlink/idlink/server/identity/gp"
@@ -84,6 +85,8 @@ type Server struct {
 	StreamApp *fiber.App
 	// Identity proves who people are (P5, P9) and checks PDS at login.
 	Identity *identity.Service
+	// Closure deletes accounts and closes unused ones.
+	Closure *closure.Service
 	// PDSSandbox is the in-process PDS dataset (nil with the FHIR client);
 	// GP is the GP linkage sandbox.
 	PDSSandbox *pds.Sandbox
@@ -340,6 +343,11 @@ func (s *Server) startBackground(ctx context.Context) {
 		if err := s.Push.Run(ctx); err != nil {
 			s.log.Error("push bus stopped", "error", err)
 		}
+	}()
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.Closure.Run(ctx, time.Hour)
 	}()
 	s.bg.Add(1)
 	go func() {

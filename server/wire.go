@@ -20,6 +20,7 @@ import (
 	"github.com/idlink/idlink/push"
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/closure"
 	"github.com/idlink/idlink/server/companion"
 	"github.com/idlink/idlink/server/config"
 	"github.com/idlink/idlink/server/identity"
@@ -45,7 +46,7 @@ import (
 //	→ devices → fido → push
 //	→ oidc grants → identity (PDS, GP, evidence) → people (claims)
 //	→ login (factors in order; identity's per-login check)
-//	→ settings → account pages → oidc provider → /authorize → companion API
+//	→ closure (deleting accounts) → settings → account pages → oidc provider → /authorize → companion API
 //	→ the Fiber app, its middleware and every route.
 
 // build assembles the server over an open, migrated database.
@@ -86,6 +87,9 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 	}, oidc.Deps{DB: db, Keyring: keys, People: people, Audit: s.Audit, Logger: opt.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("oidc: %w", err)
+	}
+	if err := s.buildClosure(); err != nil {
+		return nil, fmt.Errorf("closure: %w", err)
 	}
 	s.Login = s.buildLogin()
 	s.App = s.newApp()
@@ -228,13 +232,25 @@ func (s *Server) buildLogin() *login.Journey {
 	remembered := login.NewRememberedBrowser(s.Devices, login.RememberConfig{Lifetime: s.cfg.RememberDevice, Secure: s.cfg.HTTPS()})
 	return login.New(login.Deps{
 		Accounts: s.Accounts, Renderer: s.Renderer, Audit: s.Audit, Metrics: s.Metrics,
-		Check: loginCheck{s.Identity}, Passkeys: s.FIDO, Now: s.now,
+		Check: loginCheck{s.Identity, s.Accounts}, Passkeys: s.FIDO, Now: s.now,
 	},
 		remembered,
 		login.NewPhoneApproval(s.Push),
 		login.NewSecurityCode(remembered),
 		login.NewPasskeyFactor(s.FIDO),
 	)
+}
+
+// buildClosure creates deleting accounts and closing unused ones: every
+// capability that keeps something about an account forgets it.
+func (s *Server) buildClosure() error {
+	var err error
+	s.Closure, err = closure.New(closure.Config{After: s.cfg.CloseUnusedAfter, Warning: s.cfg.ClosureWarning}, closure.Deps{
+		DB: s.DB, Accounts: s.Accounts, Sessions: s.Sessions, Audit: s.Audit, Registry: s.Metrics.Registry,
+		Forget: []closure.Forgetter{forgetPerson{s.OIDC}, s.Devices, s.FIDO, s.Push, s.Identity},
+		Logger: s.log, Now: s.now,
+	})
+	return err
 }
 
 // newApp creates the Fiber application with the middleware every request
@@ -281,6 +297,8 @@ func (s *Server) mount(people *people) error {
 		Login: s.Login, Accounts: s.Accounts, Devices: s.Devices, FIDO: s.FIDO,
 		Sessions: s.Sessions, Renderer: s.Renderer, Audit: s.Audit, Secure: s.cfg.HTTPS(),
 		DeviceRemoved: s.Push.DeviceRemoved,
+		RecentLogin:   s.cfg.RecentLogin, Now: s.now,
+		PhoneMatch: s.Identity, Sharing: s.OIDC, Closer: s.Closure,
 	})
 	accountPages := account.NewHandlers(account.HandlerDeps{Service: s.Accounts, Renderer: s.Renderer, SignIn: s.Login,
 		Activity: s.Audit, Sessions: s.Sessions, OnReset: securitySettings})
@@ -289,6 +307,7 @@ func (s *Server) mount(people *people) error {
 		Tokens: s.OIDC, People: people, Devices: s.Devices, FIDO: s.FIDO,
 		Limiter: ratelimit.New(s.DB, s.now), Audit: s.Audit, Logger: s.log,
 		Approvals: s.Push, Stream: s.Push.Hub(),
+		Notices: s.Accounts,
 	})
 	if err != nil {
 		return fmt.Errorf("companion api: %w", err)
@@ -298,6 +317,7 @@ func (s *Server) mount(people *people) error {
 	accountPages.Register(p)
 	s.Login.Register(p)
 	securitySettings.Register(p)
+	securitySettings.RegisterDetails(p)
 	identity.NewPages(s.Identity, identity.PageDeps{Login: s.Login, Renderer: s.Renderer, Audit: s.Audit}).Register(p)
 	identity.NewAdmin(s.Identity, identity.AdminDeps{Login: s.Login, Renderer: s.Renderer,
 		LoginMaxAge: s.cfg.StaffLoginMaxAge, Now: s.now}).Register(p)

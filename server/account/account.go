@@ -294,6 +294,8 @@ func codeKind(p Purpose) notify.Kind {
 		return "signup_code"
 	case PurposeReset:
 		return "reset_code"
+	case PurposePhoneChange:
+		return "phone_change_code"
 	default:
 		return "login_code"
 	}
@@ -342,7 +344,8 @@ func (s *Service) Purge(ctx context.Context) error {
 		return err
 	}
 	cutoff := s.st.nowUTC().Add(-24 * time.Hour)
-	for _, q := range []string{`DELETE FROM signups WHERE expires_at <= ?`, `DELETE FROM password_resets WHERE expires_at <= ?`} {
+	for _, q := range []string{`DELETE FROM signups WHERE expires_at <= ?`, `DELETE FROM password_resets WHERE expires_at <= ?`,
+		`DELETE FROM email_changes WHERE expires_at <= ?`, `DELETE FROM phone_changes WHERE expires_at <= ?`} {
 		if _, err := s.st.db.ExecContext(ctx, s.st.db.Rebind(q), cutoff); err != nil {
 			return fmt.Errorf("purge links: %w", err)
 		}

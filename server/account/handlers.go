@@ -178,16 +178,47 @@ func (h *Handlers) accountPage(c fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	var notice string
+	if s.Get(NoticeKey, &notice) {
+		s.Delete(NoticeKey)
+	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return h.page(c, "account", web.View{Title: "Your account", Data: accountView{Account: acct, Events: events}})
+	return h.page(c, "account", web.View{Title: "Your account", Notice: notice, Data: accountView{Account: acct, Events: events}})
 }
+
+// NoticeKey is the session key of a one-time notice for the account page,
+// left by the pages that change the account's details.
+const NoticeKey = "account_notice"
 
 type accountView struct {
 	Account Account
 	Events  []audit.Event
 }
 
-// Describe turns an audit event type into words for the account page.
+// LevelWords says in words how well the person has proved who they are.
+// The level code (P0, P5, P9) is for relying parties' developers and is
+// shown only in brackets.
+func (v accountView) LevelWords() string {
+	switch v.Account.ProofingLevel {
+	case "P9":
+		return "You have fully proved who you are (P9)"
+	case "P5":
+		return "You have given details that match an NHS record, but not fully proved who you are (P5)"
+	}
+	return "You have not proved who you are yet (P0)"
+}
+
+// From says where an event came from: the browser, in words.
+func (accountView) From(ev audit.Event) string {
+	if ev.UserAgent == "" {
+		return ""
+	}
+	return "from " + web.DescribeBrowser(ev.UserAgent)
+}
+
+// Describe says what an audit event means, in plain English, and whether
+// it worked. Events with no words of their own say only that something
+// changed, never the internal name.
 func (accountView) Describe(ev audit.Event) string {
 	if d, ok := eventWords[ev.Type]; ok {
 		if ev.Outcome == audit.Failure && d[1] != "" {
@@ -195,31 +226,52 @@ func (accountView) Describe(ev audit.Event) string {
 		}
 		return d[0]
 	}
-	return ev.Type
+	if ev.Outcome == audit.Failure {
+		return "Something on your account did not work"
+	}
+	return "Your account was updated"
 }
 
 var eventWords = map[string][2]string{
 	"login.password":        {"Password entered", "Wrong password entered"},
-	"login.completed":       {"Logged in", ""},
+	"login.completed":       {"Logged in", "Login did not complete"},
 	"code.sent":             {"Security code sent", "Security code could not be sent"},
 	"code.verified":         {"Security code entered", ""},
 	"code.wrong":            {"Wrong security code entered", "Wrong security code entered"},
 	"code.expired":          {"Expired security code entered", "Expired security code entered"},
 	"code.rate_limited":     {"Too many security codes requested", "Too many security codes requested"},
+	"code.send_failed":      {"Security code could not be sent", "Security code could not be sent"},
+	"email.send_failed":     {"An email to you could not be sent", "An email to you could not be sent"},
+	"email.rate_limited":    {"Too many emails requested", "Too many emails requested"},
+	"sms.send_failed":       {"A text message to you could not be sent", "A text message to you could not be sent"},
 	"account.locked":        {"Account locked for 15 minutes after 5 wrong passwords", ""},
+	"account.level_raised":  {"You proved who you are to a higher level", ""},
+	"account.blocked":       {"Your account was stopped from logging in", ""},
 	"signup.email_verified": {"Email address confirmed", ""},
 	"signup.completed":      {"Account created", ""},
 	"reset.requested":       {"Password reset requested", ""},
 	"reset.link_used":       {"Password reset link used", ""},
-	"reset.completed":       {"Password changed", ""},
+	"reset.completed":       {"Password changed by resetting it", ""},
 	"session.signed_out":    {"Signed out", ""},
+
+	"password.changed":       {"Password changed", ""},
+	"password.confirm":       {"Current password entered", "Wrong current password entered"},
+	"email.change_requested": {"Change of email address requested", "Change of email address refused: the address is in use"},
+	"email.changed":          {"Email address changed", "Email address not changed: the address is in use"},
+	"phone.changed":          {"Mobile phone number changed", ""},
+	"phone.change_cancelled": {"Change of mobile phone number undone", ""},
+	"landline.added":         {"Landline number added", ""},
+	"landline.changed":       {"Landline number changed", ""},
+	"landline.removed":       {"Landline number removed", ""},
+	"sharing.stopped":        {"Stopped sharing details with a service", ""},
+	"account.closure_warned": {"Told the account will be closed if not used", ""},
 
 	"account.signed_out_everywhere":    {"Signed out of all devices", ""},
 	"remembered_browser.added":         {"Browser remembered", ""},
 	"remembered_browser.used":          {"Logged in on a remembered browser", ""},
 	"remembered_browser.forgotten":     {"Remembered browser removed", ""},
 	"remembered_browser.forgotten_all": {"All remembered browsers forgotten", ""},
-	"passkey.added":                    {"Passkey added", ""},
+	"passkey.added":                    {"Passkey added", "Passkey could not be added"},
 	"passkey.renamed":                  {"Passkey renamed", ""},
 	"passkey.removed":                  {"Passkey removed", ""},
 	"passkey.login":                    {"Logged in with a passkey", "Passkey login refused"},
@@ -233,6 +285,15 @@ var eventWords = map[string][2]string{
 	"authorize.consent_declined":       {"Declined to share details with a service", "Declined to share details with a service"},
 	"authorize.fido_login":             {"Logged in with the phone app's fingerprint or face", ""},
 	"authorize.fido_rejected":          {"Phone app login refused", "Phone app login refused"},
+
+	"identity.pds_match":       {"Your details were matched with your NHS record", "Your details could not be matched with an NHS record"},
+	"identity.gp_verified":     {"Your GP surgery details were checked", "Your GP surgery details could not be checked"},
+	"identity.photo_submitted": {"Photo ID sent for checking", "Photo ID could not be sent"},
+	"identity.login_check":     {"Your NHS record was checked when you logged in", "Your NHS record could not be checked when you logged in"},
+	"push.requested":           {"Your phone was asked to approve a login", "Your phone could not be asked to approve a login"},
+	"push.approved":            {"A login was approved on your phone", "A login approval on your phone did not work"},
+	"push.denied":              {"A login was refused on your phone", "A login was refused on your phone"},
+	"push.reported":            {"A login was reported as not you on your phone", "A login was reported as not you on your phone"},
 }
 
 // ParseCode reads a 6-digit security code as typed: spaces and hyphens are

@@ -1,6 +1,7 @@
 package account
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -54,12 +55,27 @@ func where(st signupState) string {
 	return "/create-account/email"
 }
 
+// finished reports whether the browser is signed in: the pages of a
+// finished journey (Back after creating an account) send the person to
+// their account instead of asking again.
+func finished(c fiber.Ctx) bool {
+	s := web.Sess(c)
+	var auth json.RawMessage
+	return s.AccountID() != "" && s.Get(web.SignedInKey, &auth)
+}
+
 func (h *Handlers) startSignup(c fiber.Ctx) error {
+	if finished(c) {
+		return redirect(c, "/account")
+	}
 	web.Sess(c).Delete(signupKey)
 	return redirect(c, "/create-account/email")
 }
 
 func (h *Handlers) emailPage(c fiber.Ctx) error {
+	if finished(c) {
+		return redirect(c, "/account")
+	}
 	st := loadSignup(c)
 	if st.AccountID != "" {
 		return redirect(c, where(st))
@@ -90,6 +106,9 @@ func (h *Handlers) emailSubmit(c fiber.Ctx) error {
 }
 
 func (h *Handlers) passwordPage(c fiber.Ctx) error {
+	if finished(c) {
+		return redirect(c, "/account")
+	}
 	st := loadSignup(c)
 	if st.Email == "" || st.AccountID != "" {
 		return redirect(c, where(st))
@@ -117,6 +136,9 @@ func (h *Handlers) passwordSubmit(c fiber.Ctx) error {
 }
 
 func (h *Handlers) termsPage(c fiber.Ctx) error {
+	if finished(c) {
+		return redirect(c, "/account")
+	}
 	st := loadSignup(c)
 	if st.PasswordHash == "" || st.AccountID != "" {
 		return redirect(c, where(st))

@@ -38,6 +38,18 @@ type Account struct {
 	PasswordChangedAt time.Time  `db:"password_changed_at"`
 	CreatedAt         time.Time  `db:"created_at"`
 	UpdatedAt         time.Time  `db:"updated_at"`
+	// Landline is an optional UK landline in E.164, never verified.
+	Landline *string `db:"landline"`
+	// LastLoginAt is when a login last completed (nil: none recorded).
+	LastLoginAt *time.Time `db:"last_login_at"`
+}
+
+// LandlineNumber returns the landline, or "".
+func (a Account) LandlineNumber() string {
+	if a.Landline == nil {
+		return ""
+	}
+	return *a.Landline
 }
 
 // PhoneNumber returns the verified mobile number, or "".
@@ -83,7 +95,8 @@ type store struct {
 func (s *store) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 const accountCols = `id, email, password_hash, terms_version, terms_accepted_at, email_verified_at, phone,
-	phone_verified_at, proofing_level, status, failed_logins, locked_until, password_changed_at, created_at, updated_at`
+	phone_verified_at, proofing_level, status, failed_logins, locked_until, password_changed_at, created_at, updated_at,
+	landline, last_login_at`
 
 // NormalizeEmail lowercases and trims an email address: addresses are
 // compared without regard to case.

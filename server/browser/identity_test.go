@@ -102,6 +102,12 @@ func TestIdentityJourneysInChromium(t *testing.T) {
 	p.expect("Prove who you are")
 	p.click(`a[href^="/prove/photo"]`) // "Use photo ID and a short video"
 	p.expect("Send a photo of your ID and a short video")
+	// A file of the wrong type is reported at once, beside its field.
+	notPhoto := filepath.Join(dir, "notes.txt")
+	require.NoError(t, os.WriteFile(notPhoto, []byte("not a photo"), 0o600))
+	require.NoError(t, chromedp.Do(p.bounded(), chromedp.SetUploadFiles(`#photo`, []string{notPhoto})))
+	p.waitFor("The photo must be a JPEG, PNG or HEIC image")
+	p.axe()
 	require.NoError(t, chromedp.Do(p.bounded(),
 		chromedp.Click(`#document_type`), // the first choice: Passport
 		chromedp.SetUploadFiles(`#photo`, []string{photo}),
@@ -141,6 +147,8 @@ func TestIdentityJourneysInChromium(t *testing.T) {
 	p.fill("/sign-out", nil)
 	p.expect("You have signed out")
 	p.open("/admin")
+	p.expect("Log in to check photo ID")
+	p.click("#admin-login")
 	p.passkeyLogin("Photo ID checks to review")
 	p.expect("Photo ID checks to review")
 	checkID, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector("#admin-queue tr[data-check-id]") || {dataset: {}}).dataset.checkId || ""`))

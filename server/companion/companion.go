@@ -35,6 +35,7 @@ import (
 	"github.com/idlink/idlink/device"
 	"github.com/idlink/idlink/fido"
 	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/notify"
 	"github.com/idlink/idlink/server/oidc"
 	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/secrets"
@@ -144,6 +145,13 @@ type Deps struct {
 	// approval calls); without them those routes are not mounted.
 	Approvals Approvals
 	Stream    Stream
+	// Notices, when set, emails the person that a device was enrolled.
+	Notices Notices
+}
+
+// Notices sends a person security notices (account).
+type Notices interface {
+	SendNotice(ctx context.Context, a audit.Actor, accountID string, kind notify.Kind, what string) error
 }
 
 // API serves the companion app. Create it with New, mount it with
@@ -370,6 +378,14 @@ func (a *API) handleEnrol(c fiber.Ctx) error {
 	a.record(c, "companion.device_enrolled", audit.Success, acct, map[string]any{
 		"device_id": d.ID, "platform": d.Platform, "client_id": e.token.ClientID, "push_token": d.PushToken != "",
 	})
+	if a.d.Notices != nil {
+		// The device is enrolled; a notice that cannot be sent is audited
+		// by the sender and does not undo it.
+		if err := a.d.Notices.SendNotice(ctx, web.Actor(c), acct, "device_enrolled",
+			"A phone app was set up on "+d.Name+" to log in to your idlink account and approve logins"); err != nil {
+			a.d.Logger.Error("device enrolled notice", "error", err)
+		}
+	}
 	return c.Status(http.StatusCreated).JSON(enrolResponse{DeviceID: d.ID})
 }
 

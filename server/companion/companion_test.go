@@ -84,6 +84,7 @@ func TestEnrolment(t *testing.T) {
 		p.deviceID = out["device_id"].(string)
 		require.NotEmpty(t, p.deviceID)
 		require.Equal(t, 1, e.auditCount("companion.device_enrolled", p.deviceID))
+		require.Contains(t, e.s.Latest(t, email, "device_enrolled").Text, "A phone app was set up on Test phone")
 
 		acct := deviceAccount(t, e, p.deviceID)
 		devs, err := e.s.Devices.ListForAccount(ctx, acct)

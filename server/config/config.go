@@ -93,6 +93,16 @@ type Config struct {
 
 	MediaDir       string        // IDLINK_MEDIA_DIR: encrypted photo ID evidence (default DATA_DIR/media)
 	MediaRetention time.Duration // IDLINK_MEDIA_RETENTION: evidence kept this long after the decision (default 168h)
+	// RecentLogin is how recent a login must be to add or remove a way
+	// in, change contact details or delete the account
+	// (IDLINK_RECENT_LOGIN, default 15m).
+	RecentLogin time.Duration
+	// CloseUnusedAfter closes accounts with no login for this long
+	// (IDLINK_CLOSE_UNUSED_AFTER, default 17520h: two years, NHS login's
+	// rule); ClosureWarning is how long before closing the person is
+	// emailed (IDLINK_CLOSURE_WARNING, default 720h: 30 days).
+	CloseUnusedAfter time.Duration
+	ClosureWarning   time.Duration
 	// MaxUpload bounds a photo ID upload (photo and video in one form)
 	// (IDLINK_MAX_UPLOAD_MB, default 64).
 	MaxUpload int
@@ -117,6 +127,7 @@ func Load(getenv func(string) string) (Config, error) {
 	var c Config
 	l.server(&c)
 	l.sessions(&c)
+	l.accountLife(&c)
 	l.notify(&c)
 	l.oidc(&c)
 	l.webAuthn(&c)
@@ -208,6 +219,17 @@ func (l *loader) sessions(c *Config) {
 	c.SessionAbsolute = l.duration("IDLINK_SESSION_ABSOLUTE", "12h")
 	if c.StaffLoginMaxAge = l.duration("IDLINK_STAFF_LOGIN_MAX_AGE", "12h"); c.StaffLoginMaxAge <= 0 {
 		l.bad("IDLINK_STAFF_LOGIN_MAX_AGE must be a positive duration such as 12h")
+	}
+}
+
+// accountLife reads how recent a login must be for sensitive changes and
+// when unused accounts are closed.
+func (l *loader) accountLife(c *Config) {
+	c.RecentLogin = l.duration("IDLINK_RECENT_LOGIN", "15m")
+	c.CloseUnusedAfter = l.duration("IDLINK_CLOSE_UNUSED_AFTER", "17520h")
+	c.ClosureWarning = l.duration("IDLINK_CLOSURE_WARNING", "720h")
+	if c.ClosureWarning <= 0 || c.ClosureWarning >= c.CloseUnusedAfter {
+		l.bad("IDLINK_CLOSURE_WARNING must be a positive duration shorter than IDLINK_CLOSE_UNUSED_AFTER")
 	}
 }
 

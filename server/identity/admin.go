@@ -113,6 +113,19 @@ func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool) (Staff, bool
 			return Staff{}, false, a.d.Renderer.ErrorPage(c, http.StatusForbidden, "You do not have access",
 				"Log in with a passkey to see the evidence.")
 		}
+		if signedIn {
+			// No passkey login will help a person without a role: say so.
+			if m, ok, err := a.s.StaffMember(c.Context(), auth.AccountID); err != nil {
+				return Staff{}, false, err
+			} else if !ok || !m.CanReview() {
+				a.refused(c, auth.AccountID, "not_staff")
+				return Staff{}, false, a.d.Renderer.ErrorPage(c, http.StatusForbidden, "You do not have access", needed)
+			}
+		} else if c.Query("login") == "" {
+			// Say what is needed before asking anyone to log in.
+			return Staff{}, false, a.d.Renderer.Render(c, http.StatusOK, "admin_login", web.View{Title: "Log in to check photo ID",
+				Data: returnTo + "?login=1"})
+		}
 		return Staff{}, false, a.d.Login.Start(c, login.Request{Want: []trust.Credentials{{trust.Cm}},
 			ReturnTo: returnTo, Force: signedIn, HideRegistration: true})
 	}
@@ -122,11 +135,14 @@ func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool) (Staff, bool
 	}
 	if !ok || !m.CanReview() {
 		a.refused(c, auth.AccountID, "not_staff")
-		return Staff{}, false, a.d.Renderer.ErrorPage(c, http.StatusForbidden, "You do not have access",
-			"These pages are for the ID checking team. Ask an administrator if you need access.")
+		return Staff{}, false, a.d.Renderer.ErrorPage(c, http.StatusForbidden, "You do not have access", needed)
 	}
 	return m, true, nil
 }
+
+// needed says what the back office needs of a person.
+const needed = "These pages are for the ID checking team. You need the ID checker role, which an administrator gives, " +
+	"and a passkey on your account to log in with. Ask an administrator if you need access."
 
 // refused records a refusal of a back-office request.
 func (a *Admin) refused(c fiber.Ctx, accountID, reason string) {

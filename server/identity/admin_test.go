@@ -309,7 +309,12 @@ func TestAdminAccess(t *testing.T) {
 		e.accts.add("stranger", "stranger@example.test")
 
 		// Not signed in: a passkey login, back to the page asked for.
+		// Not signed in: the page says what is needed, then a passkey login.
 		r := e.browser("", false).get("/admin/checks/" + c.ID)
+		require.Equal(t, http.StatusOK, r.status)
+		require.Contains(t, r.body, "the ID checker role")
+		require.Contains(t, r.body, "a passkey on that account")
+		r = e.browser("", false).get("/admin/checks/" + c.ID + "?login=1")
 		require.Equal(t, http.StatusSeeOther, r.status)
 		require.Equal(t, "/login", r.location())
 		req := e.signIn.last()
@@ -325,6 +330,13 @@ func TestAdminAccess(t *testing.T) {
 		require.Equal(t, "/admin", req.ReturnTo)
 		require.True(t, req.Force)
 
+		// Signed in with a password but without a role: no passkey login
+		// would help; the page says what is needed.
+		r = e.browser("stranger", false).get("/admin")
+		require.Equal(t, http.StatusForbidden, r.status)
+		require.Contains(t, r.body, "the ID checker role")
+		require.Equal(t, 1, e.auditCount("admin.access_refused", "stranger"))
+
 		// Signed in with a passkey but not staff: 403, audited; the
 		// evidence is refused too.
 		stranger := e.browser("stranger", true)
@@ -334,7 +346,7 @@ func TestAdminAccess(t *testing.T) {
 		require.NotContains(t, r.body, c.ID)
 		r = stranger.get("/admin/checks/" + c.ID + "/photo")
 		require.Equal(t, http.StatusForbidden, r.status)
-		require.Equal(t, 2, e.auditCount("admin.access_refused", "stranger"))
+		require.Equal(t, 3, e.auditCount("admin.access_refused", "stranger"))
 
 		// Evidence never starts a login (an <img> must not replace the
 		// journey): 403.

@@ -17,6 +17,7 @@ import (
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/identity/gp"
 	"github.com/idlink/idlink/server/identity/media"
+	"github.com/idlink/idlink/server/identity/nhsnumber"
 	"github.com/idlink/idlink/server/login"
 	"github.com/idlink/idlink/server/trust"
 	"github.com/idlink/idlink/server/web"
@@ -178,10 +179,23 @@ func (p *Pages) render(c fiber.Ctx, page string, v web.View) error {
 	return p.d.Renderer.Render(c, status, page, v)
 }
 
-// proven records the confirmation and sends the person on.
+// proven sends the person on. Landing on their account, the page says
+// what they proved, once; a service they return to continues its own
+// journey, and nothing is left to reappear in another one later.
 func proven(c fiber.Ctx, level trust.Level, ret string) error {
-	proveNotice.Set(c, fmt.Sprintf("You have proved your identity (level %s)", level))
-	return redirectTo(c, destination(ret))
+	dest := destination(ret)
+	if dest == "/account" {
+		web.Sess(c).Put(account.NoticeKey, ProvenWords(level))
+	}
+	return redirectTo(c, dest)
+}
+
+// ProvenWords says in words what a person has just proved.
+func ProvenWords(level trust.Level) string {
+	if level >= trust.P9 {
+		return fmt.Sprintf("You have proved who you are. Services that need the highest level of proof (%s) can now give you access.", level)
+	}
+	return fmt.Sprintf("Your details match your NHS record: you have proved who you are to the medium level (%s).", level)
 }
 
 // outcome is the message and status for an error of the Service, or
@@ -359,20 +373,26 @@ func (p *Pages) detailsSubmit(c fiber.Ctx) error {
 	if problem != "" {
 		v.Errors.Add("dob-day", problem)
 	}
-	if v.Values["family_name"] == "" {
-		v.Errors.Add("family_name", "Enter your last name")
-	} else if len(v.Values["family_name"]) > 100 {
-		v.Errors.Add("family_name", "Last name must be 100 characters or fewer")
-	}
+	// Every problem at once, in the order of the fields on the page.
 	if v.Values["given_name"] == "" {
 		v.Errors.Add("given_name", "Enter your first name")
 	} else if len(v.Values["given_name"]) > 100 {
 		v.Errors.Add("given_name", "First name must be 100 characters or fewer")
 	}
+	if v.Values["family_name"] == "" {
+		v.Errors.Add("family_name", "Enter your last name")
+	} else if len(v.Values["family_name"]) > 100 {
+		v.Errors.Add("family_name", "Last name must be 100 characters or fewer")
+	}
 	if pc := strings.ReplaceAll(v.Values["postcode"], " ", ""); pc == "" {
 		v.Errors.Add("postcode", "Enter your postcode")
 	} else if len(pc) < 5 || len(pc) > 8 {
 		v.Errors.Add("postcode", "Enter a real postcode, like LS1 6AE")
+	}
+	if n := v.Values["nhs_number"]; n != "" {
+		if _, err := nhsnumber.Parse(n); err != nil {
+			v.Errors.Add("nhs_number", "Enter a real NHS number: 10 digits, like 943 476 5919")
+		}
 	}
 	if len(v.Errors) > 0 {
 		return p.render(c, "prove_details", v)
@@ -513,6 +533,11 @@ func (p *Pages) limits() media.Limits {
 	return media.DefaultLimits()
 }
 
+// cameraPolicy lets the photo page (and the same page shown again after
+// a form error) record the video with the camera (record.js); every other
+// page keeps the camera off.
+const cameraPolicy = "camera=(self), microphone=(), geolocation=(), payment=()"
+
 func (p *Pages) photoView(ret string) web.View {
 	return web.View{Title: "Send a photo of your ID and a short video", BackLink: withReturn(ProvePath, ret), Data: p.form(ret), Values: map[string]string{}}
 }
@@ -523,9 +548,7 @@ func (p *Pages) sent(c fiber.Ctx, status int, ret, notice string) error {
 }
 
 func (p *Pages) photoPage(c fiber.Ctx) error {
-	// The page may record the video with the camera (record.js); every
-	// other page keeps the camera off.
-	c.Set("Permissions-Policy", "camera=(self), microphone=(), geolocation=(), payment=()")
+	c.Set("Permissions-Policy", cameraPolicy)
 	acct, ok, err := p.signedIn(c, ProvePhotoPath)
 	if !ok {
 		return err
@@ -581,6 +604,8 @@ func upload(c fiber.Ctx, field string) *multipart.FileHeader {
 }
 
 func (p *Pages) photoSubmit(c fiber.Ctx) error {
+	// The page shown again with errors records with the camera too.
+	c.Set("Permissions-Policy", cameraPolicy)
 	acct, ok, err := p.signedIn(c, ProvePhotoPath)
 	if !ok {
 		return err

@@ -206,6 +206,8 @@ type pageResponse struct {
 	status   int
 	body     string
 	location string
+	// permissions is the Permissions-Policy header.
+	permissions string
 }
 
 func (b *pageBrowser) do(method, path string, body io.Reader, contentType string) pageResponse {
@@ -231,7 +233,8 @@ func (b *pageBrowser) do(method, path string, body io.Reader, contentType string
 	}
 	data, err := io.ReadAll(resp.Body)
 	require.NoError(b.t, err)
-	return pageResponse{status: resp.StatusCode, body: string(data), location: resp.Header.Get("Location")}
+	return pageResponse{status: resp.StatusCode, body: string(data), location: resp.Header.Get("Location"),
+		permissions: resp.Header.Get("Permissions-Policy")}
 }
 
 func (b *pageBrowser) get(path string) pageResponse { return b.do(http.MethodGet, path, nil, "") }
@@ -348,11 +351,10 @@ func TestProveDetails(t *testing.T) {
 			require.Equal(t, "9000000009", rec.NHSNumber)
 
 			r = b.get(identity.ProvePath)
-			require.Contains(t, r.body, "You have proved your identity (level P5)")
+			// Back to the service: no notice is left to show up here later.
+			require.NotContains(t, r.body, "Your details match your NHS record")
 			require.NotContains(t, r.body, "Match your details with NHS records")
 			require.Contains(t, r.body, "Use your GP online services details")
-			// Shown once.
-			require.NotContains(t, b.get(identity.ProvePath).body, "You have proved your identity")
 			// The P5 form is not offered again.
 			require.Equal(t, http.StatusSeeOther, b.get(identity.ProveDetailsPath).status)
 		})
@@ -364,6 +366,8 @@ func TestProveDetails(t *testing.T) {
 			r := b.post(identity.ProveDetailsPath, form)
 			require.Equal(t, http.StatusSeeOther, r.status, r.body)
 			require.Equal(t, "/account", r.location)
+			// The account page says so (the notice it reads is left for it).
+			require.NotContains(t, b.get(identity.ProvePath).body, "Your details match your NHS record")
 		})
 
 		refusals := []struct {
@@ -376,6 +380,9 @@ func TestProveDetails(t *testing.T) {
 		}{
 			{name: "empty", form: url.Values{}, status: http.StatusUnprocessableEntity,
 				want: "Enter your date of birth"},
+			// The NHS number is checked with the other fields, not after them.
+			{name: "all at once", form: url.Values{"nhs_number": {"123"}}, status: http.StatusUnprocessableEntity,
+				want: "Enter a real NHS number"},
 			{name: "bad date", form: url.Values{"dob-day": {"31"}, "dob-month": {"2"}, "dob-year": {"1990"}, "given_name": {"A"},
 				"family_name": {"B"}, "postcode": {"LS1 6AE"}}, status: http.StatusUnprocessableEntity, want: "Date of birth must be a real date"},
 			{name: "bad NHS number", form: url.Values{"dob-day": {"22"}, "dob-month": {"10"}, "dob-year": {"2010"}, "given_name": {"Jane"},
@@ -477,7 +484,7 @@ func TestProveGP(t *testing.T) {
 			require.Equal(t, pageContinue, r.location)
 			require.Equal(t, trust.P9, e.accounts.level("acct-gp"))
 			r = b.get(identity.ProvePath)
-			require.Contains(t, r.body, "You have proved your identity (level P9)")
+			require.NotContains(t, r.body, "You have proved who you are. Services")
 			require.Contains(t, r.body, "the highest level")
 			require.NotContains(t, r.body, "Use photo ID")
 		})
@@ -527,6 +534,7 @@ func TestProvePhoto(t *testing.T) {
 				require.Contains(t, r.body, `id="`+tc.field+`-error"`)
 				require.Contains(t, r.body, tc.wants)
 				require.Contains(t, r.body, `name="return_to" value="/authorize/continue?id=req123"`)
+				require.Contains(t, r.permissions, "camera=(self)", "the camera still works after a form error")
 			})
 		}
 

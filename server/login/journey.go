@@ -352,6 +352,10 @@ type passwordPageData struct {
 
 func (j *Journey) passwordPage(c fiber.Ctx) error {
 	st, ok := j.load(c)
+	if a, signedIn := j.Current(c); !ok && signedIn && (a.Credentials.Has(trust.Cd) || a.Credentials.Has(trust.Cm)) {
+		// Back after logging in: the journey is finished.
+		return redirect(c, "/account")
+	}
 	if !ok {
 		// Someone came to /login directly: a plain login to the account page.
 		st = state{Want: defaultWant(), ReturnTo: returnOrAccount(c.Query("return_to"))}

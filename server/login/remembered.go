@@ -102,7 +102,11 @@ func (f *RememberedBrowser) rememberBrowser(c fiber.Ctx, j *Journey, acct accoun
 		Secure:   f.cfg.Secure,
 		SameSite: fiber.CookieSameSiteLaxMode,
 	})
-	return j.audit.Record(c.Context(), web.Actor(c), "remembered_browser.added", audit.Success, acct.ID, map[string]any{"label": label})
+	if err := j.audit.Record(c.Context(), web.Actor(c), "remembered_browser.added", audit.Success, acct.ID, map[string]any{"label": label}); err != nil {
+		return err
+	}
+	return j.accounts.SendNotice(c.Context(), web.Actor(c), acct.ID, account.NoticeBrowserRemembered,
+		"A browser ("+label+") was remembered for your idlink account: it will not be asked for a security code")
 }
 
 // BrowserLabel describes a browser from its User-Agent, such as "Firefox

@@ -116,7 +116,7 @@ func (h *Handlers) renamePasskey(c fiber.Ctx) error {
 }
 
 func (h *Handlers) removePasskey(c fiber.Ctx) error {
-	acct, ok, err := h.signedIn(c, true)
+	acct, ok, err := h.recentLogin(c, PagePath)
 	if !ok {
 		return err
 	}
@@ -208,7 +208,7 @@ func (h *Handlers) renameDevice(c fiber.Ctx) error {
 }
 
 func (h *Handlers) removeDevice(c fiber.Ctx) error {
-	acct, ok, err := h.signedIn(c, true)
+	acct, ok, err := h.recentLogin(c, PagePath)
 	if !ok {
 		return err
 	}
@@ -242,6 +242,10 @@ func (h *Handlers) jsonSignedIn(c fiber.Ctx) (account.Account, bool, error) {
 	if !ok || !strong(a) {
 		return account.Account{}, false, login.JSONError(c, http.StatusForbidden, "second_factor_required",
 			"To add a passkey, log in again with your password and a security code.")
+	}
+	if !h.recent(a) {
+		return account.Account{}, false, login.JSONError(c, http.StatusForbidden, "recent_login_required",
+			"To add a passkey, reload this page and log in again first.")
 	}
 	acct, err := h.d.Accounts.Account(c.Context(), a.AccountID)
 	if err != nil {
@@ -324,6 +328,10 @@ func (h *Handlers) passkeyFinish(c fiber.Ctx) error {
 		return login.JSONError(c, http.StatusBadRequest, r.code, r.message)
 	}
 	if err := h.record(c, "passkey.added", audit.Success, acct.ID, map[string]any{"credential": encodeID(cred.ID), "name": cred.Name}); err != nil {
+		return err
+	}
+	if err := h.d.Accounts.SendNotice(c.Context(), web.Actor(c), acct.ID, account.NoticePasskeyAdded,
+		"A passkey was added to your idlink account: it can be used to log in"); err != nil {
 		return err
 	}
 	settingsNotice.Set(c, "Your passkey has been added. You can use it to log in.")

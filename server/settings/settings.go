@@ -56,6 +56,18 @@ type Deps struct {
 	// DeviceRemoved, when set, is told of each removed companion-app
 	// device (push approvals close its sockets on every replica).
 	DeviceRemoved func(ctx context.Context, deviceID string)
+	// RecentLogin is how recent a login must be for changes to contact
+	// details, ways in and deleting the account (IDLINK_RECENT_LOGIN).
+	RecentLogin time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// PhoneMatch is told when the mobile number changes, so the next PDS
+	// check recomputes phone_number_pds_matched.
+	PhoneMatch PhoneMatch
+	// Sharing lists and withdraws what the person shares with services.
+	Sharing Sharing
+	// Closer deletes accounts.
+	Closer Closer
 }
 
 // Handlers serves the settings pages. It is safe for concurrent use.
@@ -64,7 +76,14 @@ type Handlers struct {
 }
 
 // New returns the settings pages.
-func New(d Deps) *Handlers { return &Handlers{d: d} }
+func New(d Deps) *Handlers {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Handlers{d: d}
+}
+
+func (h *Handlers) now() time.Time { return h.d.Now() }
 
 // Paths of the settings pages.
 const (
@@ -83,6 +102,7 @@ func (h *Handlers) Register(p web.Pages) {
 	p.Post(PagePath+"/devices/rename", h.renameDevice)
 	p.Post(PagePath+"/devices/remove", h.removeDevice)
 	p.Post(PagePath+"/sign-out-everywhere", h.signOutEverywhere)
+	p.Get(PagePath+"/confirm", h.confirmPage)
 	login.PostJSON(p, "/account/passkeys/begin", h.passkeyBegin)
 	login.PostJSON(p, "/account/passkeys/finish", h.passkeyFinish)
 }
@@ -145,6 +165,9 @@ type pageData struct {
 	Devices  []device.Device
 	// NameMax is the longest passkey name allowed.
 	NameMax int
+	// Stale: the login is not recent enough to add a passkey; the page
+	// links to a new login instead.
+	Stale bool
 }
 
 type passkeyRow struct {
@@ -157,7 +180,8 @@ type passkeyRow struct {
 
 func encodeID(id []byte) string { return base64.RawURLEncoding.EncodeToString(id) }
 
-func (h *Handlers) view(ctx context.Context, acct account.Account) (web.View, error) {
+func (h *Handlers) view(c fiber.Ctx, acct account.Account) (web.View, error) {
+	ctx := c.Context()
 	browsers, err := h.d.Devices.ListRemembered(ctx, acct.ID)
 	if err != nil {
 		return web.View{}, err
@@ -178,12 +202,12 @@ func (h *Handlers) view(ctx context.Context, acct account.Account) (web.View, er
 		return web.View{}, err
 	}
 	return web.View{Title: "Security settings", BackLink: "/account",
-		Data: pageData{Browsers: browsers, Passkeys: passkeys, Devices: devices, NameMax: fido.MaxNameLength}}, nil
+		Data: pageData{Browsers: browsers, Passkeys: passkeys, Devices: devices, NameMax: fido.MaxNameLength, Stale: h.stale(c)}}, nil
 }
 
 // render shows the settings page, with errors (422) or a notice.
 func (h *Handlers) render(c fiber.Ctx, acct account.Account, errs web.Errors, notice string) error {
-	v, err := h.view(c.Context(), acct)
+	v, err := h.view(c, acct)
 	if err != nil {
 		return err
 	}
@@ -215,7 +239,7 @@ func (h *Handlers) record(c fiber.Ctx, typ string, outcome audit.Outcome, accoun
 }
 
 func (h *Handlers) removeBrowser(c fiber.Ctx) error {
-	acct, ok, err := h.signedIn(c, true)
+	acct, ok, err := h.recentLogin(c, PagePath)
 	if !ok {
 		return err
 	}
@@ -256,4 +280,11 @@ func (h *Handlers) signOutEverywhere(c fiber.Ctx) error {
 	}
 	settingsNotice.Set(c, "You have been signed out on every other device, and no browser is remembered any more.")
 	return redirectTo(c, PagePath)
+}
+
+// stale reports whether the session's login is too old for changes to the
+// ways in.
+func (h *Handlers) stale(c fiber.Ctx) bool {
+	a, ok := h.d.Login.Current(c)
+	return !ok || !h.recent(a)
 }

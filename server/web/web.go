@@ -172,6 +172,11 @@ func SignedInAccount(s *Session) string {
 }
 
 var funcs = template.FuncMap{
+	// ukTime and ukDate show times in UK time (Europe/London).
+	"ukTime": UKTime,
+	"ukDate": UKDate,
+	// phone shows an E.164 number as people write it.
+	"phone": NationalPhone,
 	// dict builds a map for passing several values to a partial.
 	"dict": func(kv ...any) (map[string]any, error) {
 		if len(kv)%2 != 0 {

@@ -99,9 +99,44 @@
     var box = document.getElementById("passkey-error");
     var text = document.getElementById("passkey-error-message");
     if (!box || !text) { return; }
+    clearFieldError();
     text.textContent = message;
     box.hidden = false;
     box.focus();
+  }
+
+  // showFieldError shows a problem with the passkey's name as every form
+  // does: linked from the error summary, and beside the field.
+  function showFieldError(message) {
+    var box = document.getElementById("passkey-error");
+    var text = document.getElementById("passkey-error-message");
+    var group = document.getElementById("passkey-name-group");
+    var field = document.getElementById("passkey-name");
+    var fieldText = document.getElementById("passkey-name-error-text");
+    if (!box || !text || !group || !field || !fieldText) { showError(message); return; }
+    text.textContent = "";
+    var link = document.createElement("a");
+    link.href = "#passkey-name";
+    link.textContent = message;
+    text.appendChild(link);
+    fieldText.textContent = message;
+    document.getElementById("passkey-name-error").hidden = false;
+    group.classList.add("nhsuk-form-group--error");
+    field.classList.add("nhsuk-input--error");
+    field.setAttribute("aria-describedby", "passkey-name-hint passkey-name-error");
+    box.hidden = false;
+    box.focus();
+  }
+
+  function clearFieldError() {
+    var group = document.getElementById("passkey-name-group");
+    var field = document.getElementById("passkey-name");
+    var msg = document.getElementById("passkey-name-error");
+    if (!group || !field || !msg) { return; }
+    msg.hidden = true;
+    group.classList.remove("nhsuk-form-group--error");
+    field.classList.remove("nhsuk-input--error");
+    field.setAttribute("aria-describedby", "passkey-name-hint");
   }
 
   // A cancelled or timed-out browser prompt is not an error worth a message.
@@ -160,6 +195,11 @@
     if (unsupported) { unsupported.hidden = true; }
     box.hidden = false;
     button.addEventListener("click", function () {
+      var max = parseInt(name.getAttribute("data-max"), 10) || 64;
+      if (Array.from(name.value.trim()).length > max) {
+        showFieldError("The name must be " + max + " characters or fewer");
+        return;
+      }
       button.disabled = true;
       post("/account/passkeys/begin", csrf).then(function (json) {
         return navigator.credentials.create({ publicKey: creationOptions(json) });
@@ -173,6 +213,8 @@
           showError("No passkey was added. Try again when you are ready.");
         } else if (err && err.name === "InvalidStateError") {
           showError("This device already has a passkey for your account.");
+        } else if (err && err.code === "invalid_name") {
+          showFieldError(err.message);
         } else {
           showError(err.message);
         }
