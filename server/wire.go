@@ -31,6 +31,7 @@ import (
 	"github.com/idlink/idlink/server/metrics"
 	"github.com/idlink/idlink/server/notify"
 	"github.com/idlink/idlink/server/oidc"
+	"github.com/idlink/idlink/server/partner"
 	"github.com/idlink/idlink/server/password"
 	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/secrets"
@@ -93,7 +94,35 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 	}
 	s.Login = s.buildLogin()
 	s.App = s.newApp()
-	return s, s.mount(people)
+	if err := s.mount(people); err != nil {
+		return nil, err
+	}
+	partnerAPI, err := s.buildPartner(sender)
+	if err != nil {
+		return nil, fmt.Errorf("partner apis: %w", err)
+	}
+	partnerAPI.Register(s.App)
+	return s, nil
+}
+
+// buildPartner creates NHS login's partner APIs (the users endpoint,
+// account provisioning) over the provider's client tokens, accounts,
+// identity records and PDS: the sandbox the identity capability uses, or
+// a FHIR client of the same configuration.
+func (s *Server) buildPartner(sender notify.Sender) (*partner.API, error) {
+	var dir pds.Directory
+	if s.PDSSandbox != nil {
+		dir = s.PDSSandbox
+	} else {
+		var err error
+		if dir, err = s.buildPDS(); err != nil {
+			return nil, err
+		}
+	}
+	return partner.New(partner.Config{Issuer: s.cfg.Issuer}, partner.Deps{
+		DB: s.DB, Tokens: s.OIDC, Subjects: s.OIDC, Accounts: s.Accounts, Identity: s.Identity, PDS: dir,
+		Sender: sender, Limiter: ratelimit.New(s.DB, s.now), Audit: s.Audit, Logger: s.log, Now: s.now,
+	})
 }
 
 // buildSender chooses the notification provider: the caller's, GOV.UK

@@ -52,6 +52,10 @@ func scopeMinLevel(scope string) (trust.Level, bool) {
 		return trust.P5, true
 	case ScopeGPIntegrationCredentials:
 		return trust.P9, true
+	case ScopeUsersEndpoint, ScopeAccountProvisioning:
+		// Partner scopes: known so that clients can be approved for
+		// them, granted only by client_credentials.
+		return trust.P0, true
 	}
 	return 0, false
 }
@@ -79,8 +83,8 @@ func ResolveScopes(client *Client, requested string, level trust.Level) ([]strin
 	}
 	var known []string
 	for _, s := range strings.Fields(requested) {
-		if _, ok := scopeMinLevel(s); !ok || slices.Contains(known, s) {
-			continue
+		if _, ok := scopeMinLevel(s); !ok || isClientScope(s) || slices.Contains(known, s) {
+			continue // partner scopes are not a person's to grant
 		}
 		if !client.AllowsScope(s) {
 			return nil, fmt.Errorf("%w: the client is not approved for scope %q", ErrInvalidScope, s)
@@ -115,7 +119,7 @@ func checkGrantedScopes(client *Client, scopes []string, level trust.Level) erro
 	for i, s := range scopes {
 		minLvl, ok := scopeMinLevel(s)
 		switch {
-		case !ok:
+		case !ok, isClientScope(s):
 			return fmt.Errorf("%w: unknown scope %q", ErrInvalidScope, s)
 		case !client.AllowsScope(s):
 			return fmt.Errorf("%w: the client is not approved for scope %q", ErrInvalidScope, s)

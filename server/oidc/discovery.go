@@ -55,7 +55,7 @@ func (s *Server) buildDiscovery() ([]byte, error) {
 		ScopesSupported:               append(SupportedScopes(), ScopeDeviceEnrolment),
 		ResponseTypesSupported:        []string{"code"},
 		ResponseModesSupported:        []string{"query"},
-		GrantTypesSupported:           []string{GrantTypeAuthorizationCode, GrantTypeRefreshToken},
+		GrantTypesSupported:           []string{GrantTypeAuthorizationCode, GrantTypeRefreshToken, GrantTypeClientCredentials},
 		SubjectTypesSupported:         []string{"public"},
 		IDTokenSigningAlgs:            []string{string(signingAlg)},
 		TokenEndpointAuthMethods:      []string{"private_key_jwt"},

@@ -28,7 +28,7 @@ func TestDiscovery(t *testing.T) {
 		require.Equal(t, testIssuer+"/.well-known/jwks.json", str("jwks_uri"))
 		require.Equal(t, []any{"code"}, list("response_types_supported"))
 		require.Equal(t, []any{"query"}, list("response_modes_supported"))
-		require.Equal(t, []any{"authorization_code", "refresh_token"}, list("grant_types_supported"))
+		require.Equal(t, []any{"authorization_code", "refresh_token", "client_credentials"}, list("grant_types_supported"))
 		require.Equal(t, []any{"public"}, list("subject_types_supported"))
 		require.Equal(t, []any{"RS512"}, list("id_token_signing_alg_values_supported"))
 		require.Equal(t, []any{"private_key_jwt"}, list("token_endpoint_auth_methods_supported"))

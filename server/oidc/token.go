@@ -88,9 +88,9 @@ func (s *Server) token(c fiber.Ctx) (*tokenSet, error) {
 	switch grantType {
 	case "":
 		return nil, invalidRequest("grant_type is required")
-	case GrantTypeAuthorizationCode, GrantTypeRefreshToken:
+	case GrantTypeAuthorizationCode, GrantTypeRefreshToken, GrantTypeClientCredentials:
 	default:
-		return nil, newOAuthError(http.StatusBadRequest, codeUnsupportedGrantType, "grant_type must be authorization_code or refresh_token")
+		return nil, newOAuthError(http.StatusBadRequest, codeUnsupportedGrantType, "grant_type must be authorization_code, refresh_token or client_credentials")
 	}
 	ctx := c.Context()
 	ac, err := s.authenticateClient(ctx, c, f)
@@ -98,9 +98,12 @@ func (s *Server) token(c fiber.Ctx) (*tokenSet, error) {
 		return nil, err
 	}
 	var out *tokenSet
-	if grantType == GrantTypeAuthorizationCode {
+	switch grantType {
+	case GrantTypeAuthorizationCode:
 		out, err = s.exchangeCode(ctx, actor(c), ac, f)
-	} else {
+	case GrantTypeClientCredentials:
+		out, err = s.exchangeClientCredentials(ctx, actor(c), ac, f)
+	default:
 		out, err = s.exchangeRefresh(ctx, actor(c), ac, f)
 	}
 	if err != nil && ac.jti != "" && !ac.spent {

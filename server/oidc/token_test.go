@@ -109,11 +109,11 @@ func TestTokenRequestErrors(t *testing.T) {
 				f.Set("grant_type", "password")
 				return f
 			}, 400, "unsupported_grant_type", ""},
-			{"client_credentials grant", func() url.Values {
+			{"client_credentials grant for a client without a partner scope", func() url.Values {
 				f := e.exchangeForm("x", "")
 				f.Set("grant_type", "client_credentials")
 				return f
-			}, 400, "unsupported_grant_type", ""},
+			}, 400, "unauthorized_client", ""},
 			{"repeated parameter", func() url.Values {
 				f := e.exchangeForm("x", "")
 				f.Add("code", "y")

@@ -1,0 +1,179 @@
+// Package partner serves NHS login's partner APIs (documented in
+// docs/api/partner-users.yaml and docs/api/partner-provisioning.yaml):
+//
+//   - the users endpoint (GET /partner/v2/users): a partner client with
+//     the users_endpoint scope looks a person up by NHS number and/or
+//     email and gets, per matching account, the person's sub (the same
+//     for every client: idlink's subject identifiers are public), the
+//     account's status and its identity proofing level;
+//   - account provisioning (POST /partner/v1/provisioning, GET
+//     /partner/v1/provisioning/:id): a partner client with the
+//     account_provisioning scope submits a patient's demographics, mobile
+//     number and email and its organisation's ODS code; idlink checks them
+//     against PDS and answers with a provisioning id or a specific error,
+//     and emails the patient a link to claim a P9 account.
+//
+// Partners authenticate with an access token of the client_credentials
+// grant (private_key_jwt at /token; server/oidc). Every call is rate
+// limited per client and audited (partner.*). Every error is JSON
+// {"error": "<stable code>", "error_description": "..."}; the codes are the
+// Code* constants.
+package partner
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/idlink/idlink/server/account"
+	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/identity"
+	"github.com/idlink/idlink/server/identity/pds"
+	"github.com/idlink/idlink/server/notify"
+	"github.com/idlink/idlink/server/oidc"
+)
+
+// Paths of the APIs.
+const (
+	PathUsers        = "/partner/v2/users"
+	PathProvisioning = "/partner/v1/provisioning"
+)
+
+// Stable error codes of the APIs.
+const (
+	CodeInvalidRequest    = "invalid_request"
+	CodeTooLarge          = "request_too_large"
+	CodeInvalidToken      = "invalid_token"
+	CodeInsufficientScope = "insufficient_scope"
+	CodeRateLimited       = "rate_limited"
+	CodeServerError       = "server_error"
+	CodeNotFound          = "not_found"
+
+	// Provisioning refusals, one per eligibility rule.
+	CodeInvalidODSCode      = "invalid_ods_code"
+	CodeInvalidNHSNumber    = "invalid_nhs_number"
+	CodeInvalidDemographics = "invalid_demographics"
+	CodeInvalidMobile       = "invalid_mobile_number"
+	CodeInvalidEmail        = "invalid_email"
+	CodePDSNoMatch          = "pds_no_match"
+	CodePDSMultipleMatches  = "pds_multiple_matches"
+	CodePDSDeceased         = "pds_patient_deceased"
+	CodePDSRestricted       = "pds_record_restricted"
+	CodeMobileMismatch      = "mobile_not_in_pds"
+	CodeAlreadyP9           = "p9_account_exists"
+	CodeEmailInUse          = "email_in_use"
+	CodeAlreadyProvisioning = "provisioning_in_progress"
+	CodePDSUnavailable      = "pds_unavailable"
+)
+
+// Defaults of Config.
+const (
+	DefaultUsersPerMinute       = 120
+	DefaultProvisionsPerMinute  = 30
+	DefaultProvisioningLifetime = 14 * 24 * time.Hour
+	maxProvisioningBody         = 16 << 10
+)
+
+// Config tunes the APIs.
+type Config struct {
+	// Issuer is the server's public URL, for the claim links.
+	Issuer string
+	// UsersPerMinute bounds users endpoint calls per client.
+	UsersPerMinute int
+	// ProvisionsPerMinute bounds provisioning calls per client.
+	ProvisionsPerMinute int
+	// ProvisioningLifetime is how long a provisioning id can be claimed.
+	ProvisioningLifetime time.Duration
+}
+
+// Tokens verifies partner access tokens; *oidc.Server implements it.
+type Tokens interface {
+	VerifyClientToken(ctx context.Context, raw string) (oidc.ClientToken, error)
+}
+
+// Subjects gives a person's sub; *oidc.Server implements it.
+type Subjects interface {
+	SubjectFor(ctx context.Context, accountID string) (string, error)
+}
+
+// Accounts reads accounts; *account.Service implements it.
+type Accounts interface {
+	Account(ctx context.Context, id string) (account.Account, error)
+	AccountByEmail(ctx context.Context, email string) (account.Account, error)
+}
+
+// Identity reads what identity proofing established; *identity.Service
+// implements it.
+type Identity interface {
+	Record(ctx context.Context, accountID string) (identity.Record, bool, error)
+}
+
+// Limiter counts calls per key in a window; *ratelimit.Limiter implements
+// it.
+type Limiter interface {
+	Take(ctx context.Context, key string, limit int, window time.Duration) (bool, error)
+}
+
+// Auditor records audit events; *audit.Log implements it.
+type Auditor interface {
+	Record(ctx context.Context, a audit.Actor, typ string, outcome audit.Outcome, accountID string, detail map[string]any) error
+}
+
+// Deps are the capabilities the APIs use.
+type Deps struct {
+	DB       *sqlx.DB
+	Tokens   Tokens
+	Subjects Subjects
+	Accounts Accounts
+	Identity Identity
+	PDS      pds.Directory
+	Sender   notify.Sender
+	Limiter  Limiter
+	Audit    Auditor
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// API serves the partner APIs.
+type API struct {
+	cfg Config
+	d   Deps
+	st  store
+}
+
+// New builds the APIs.
+func New(cfg Config, d Deps) (*API, error) {
+	if d.DB == nil || d.Tokens == nil || d.Subjects == nil || d.Accounts == nil || d.Limiter == nil || d.Audit == nil {
+		return nil, errors.New("partner: missing dependency")
+	}
+	if cfg.UsersPerMinute <= 0 {
+		cfg.UsersPerMinute = DefaultUsersPerMinute
+	}
+	if cfg.ProvisionsPerMinute <= 0 {
+		cfg.ProvisionsPerMinute = DefaultProvisionsPerMinute
+	}
+	if cfg.ProvisioningLifetime <= 0 {
+		cfg.ProvisioningLifetime = DefaultProvisioningLifetime
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	return &API{cfg: cfg, d: d, st: store{db: d.DB}}, nil
+}
+
+// record writes an audit event; a failure to audit is logged.
+func (a *API) record(ctx context.Context, act audit.Actor, typ string, ok bool, accountID string, detail map[string]any) {
+	outcome := audit.Success
+	if !ok {
+		outcome = audit.Failure
+	}
+	if err := a.d.Audit.Record(context.WithoutCancel(ctx), act, typ, outcome, accountID, detail); err != nil {
+		a.d.Logger.Error("partner audit event lost", "type", typ, "err", err)
+	}
+}
