@@ -97,7 +97,7 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 	if err := s.mount(people); err != nil {
 		return nil, err
 	}
-	partnerAPI, err := s.buildPartner(sender)
+	partnerAPI, err := s.buildPartner(sender, keys)
 	if err != nil {
 		return nil, fmt.Errorf("partner apis: %w", err)
 	}
@@ -109,7 +109,7 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 // account provisioning) over the provider's client tokens, accounts,
 // identity records and PDS: the sandbox the identity capability uses, or
 // a FHIR client of the same configuration.
-func (s *Server) buildPartner(sender notify.Sender) (*partner.API, error) {
+func (s *Server) buildPartner(sender notify.Sender, keys *secrets.Keyring) (*partner.API, error) {
 	var dir pds.Directory
 	if s.PDSSandbox != nil {
 		dir = s.PDSSandbox
@@ -120,7 +120,7 @@ func (s *Server) buildPartner(sender notify.Sender) (*partner.API, error) {
 		}
 	}
 	return partner.New(partner.Config{Issuer: s.cfg.Issuer}, partner.Deps{
-		DB: s.DB, Tokens: s.OIDC, Subjects: s.OIDC, Accounts: s.Accounts, Identity: s.Identity, PDS: dir,
+		DB: s.DB, Tokens: s.OIDC, Subjects: s.OIDC, Accounts: s.Accounts, Identity: s.Identity, PDS: dir, Keys: keys,
 		Sender: sender, Limiter: ratelimit.New(s.DB, s.now), Audit: s.Audit, Logger: s.log, Now: s.now,
 	})
 }

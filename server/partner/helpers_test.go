@@ -8,11 +8,16 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gofiber/fiber/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/identity"
+	"github.com/idlink/idlink/server/partner"
+	"github.com/idlink/idlink/server/ratelimit"
+	"github.com/idlink/idlink/server/secrets"
 	"github.com/idlink/idlink/server/servertest"
 )
 
@@ -92,4 +97,48 @@ func provenJane(t *testing.T, s *servertest.Server) string {
 	})
 	require.NoError(t, err)
 	return id
+}
+
+// newAPI builds the partner APIs over s's capabilities with cfg and a
+// clock of the test's own, served by a Fiber app of their own.
+func newAPI(t *testing.T, s *servertest.Server, cfg partner.Config, now func() time.Time) *fiber.App {
+	t.Helper()
+	keys, err := secrets.NewKeyring(make([]byte, secrets.KeySize))
+	require.NoError(t, err)
+	api, err := partner.New(cfg, partner.Deps{
+		DB: s.DB, Tokens: s.OIDC, Subjects: s.OIDC, Accounts: s.Accounts, Identity: s.Identity,
+		PDS: s.PDSSandbox, Keys: keys, Sender: s.Outbox, Limiter: ratelimit.New(s.DB, now), Audit: s.Audit, Now: now,
+	})
+	require.NoError(t, err)
+	app := fiber.New()
+	api.Register(app)
+	return app
+}
+
+// appCall is call against an app built by newAPI; it returns the status
+// and the JSON body (the headers are in the response, Retry-After under
+// "retry_after").
+func appCall(t *testing.T, app *fiber.App, method, path, token string, body any) (int, map[string]any) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		r = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequest(method, path, r)
+	require.NoError(t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := app.Test(req, fiber.TestConfig{Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	out := map[string]any{}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		out["retry_after"] = ra
+	}
+	return resp.StatusCode, out
 }

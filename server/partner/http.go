@@ -38,6 +38,8 @@ type errorBody struct {
 // Register mounts the APIs on r.
 func (a *API) Register(r fiber.Router) {
 	r.Get(PathUsers, a.handleUsers)
+	r.Post(PathProvisioning, a.handleProvision)
+	r.Get(PathProvisioning+"/:id", a.handleProvisioningStatus)
 }
 
 // answer writes err as JSON: an *apiError as itself, anything else as

@@ -40,6 +40,9 @@ import (
 const (
 	PathUsers        = "/partner/v2/users"
 	PathProvisioning = "/partner/v1/provisioning"
+	// PathClaim is the page of the emailed link where the patient claims
+	// a provisioned account.
+	PathClaim = "/claim-account"
 )
 
 // Stable error codes of the APIs.
@@ -103,6 +106,13 @@ type Subjects interface {
 type Accounts interface {
 	Account(ctx context.Context, id string) (account.Account, error)
 	AccountByEmail(ctx context.Context, email string) (account.Account, error)
+	// ParsePhone turns a UK mobile number into E.164.
+	ParsePhone(raw string) (string, error)
+}
+
+// Keys computes keyed hashes of secrets; *secrets.Keyring implements it.
+type Keys interface {
+	MAC(purpose, value string) string
 }
 
 // Identity reads what identity proofing established; *identity.Service
@@ -130,6 +140,7 @@ type Deps struct {
 	Accounts Accounts
 	Identity Identity
 	PDS      pds.Directory
+	Keys     Keys
 	Sender   notify.Sender
 	Limiter  Limiter
 	Audit    Auditor
@@ -146,7 +157,8 @@ type API struct {
 
 // New builds the APIs.
 func New(cfg Config, d Deps) (*API, error) {
-	if d.DB == nil || d.Tokens == nil || d.Subjects == nil || d.Accounts == nil || d.Limiter == nil || d.Audit == nil {
+	if d.DB == nil || d.Tokens == nil || d.Subjects == nil || d.Accounts == nil || d.Limiter == nil || d.Audit == nil ||
+		d.PDS == nil || d.Keys == nil || d.Sender == nil {
 		return nil, errors.New("partner: missing dependency")
 	}
 	if cfg.UsersPerMinute <= 0 {

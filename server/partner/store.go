@@ -3,6 +3,7 @@ package partner
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -25,4 +26,57 @@ func (st store) accountByNHSNumber(ctx context.Context, nhs string) (string, boo
 		return "", false, fmt.Errorf("account by NHS number: %w", err)
 	}
 	return id, true, nil
+}
+
+const provisioningCols = `id, client_id, ods_code, nhs_number, given_name, family_name, birth_date, mobile, email,
+	token_hash, status, account_id, created_at, expires_at, claimed_at`
+
+// createProvisioning stores a new pending request, first marking the
+// patient's pending request expired if it is past its expiry. created is
+// false when the patient has a pending request still open.
+func (st store) createProvisioning(ctx context.Context, r provisionRow, now time.Time) (bool, error) {
+	tx, err := st.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("create provisioning: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE partner_provisionings SET status = 'expired'
+		WHERE nhs_number = ? AND status = 'pending' AND expires_at <= ?`), r.NHSNumber, now); err != nil {
+		return false, fmt.Errorf("create provisioning: %w", err)
+	}
+	_, err = tx.NamedExecContext(ctx, `INSERT INTO partner_provisionings (`+provisioningCols+`)
+		VALUES (:id, :client_id, :ods_code, :nhs_number, :given_name, :family_name, :birth_date, :mobile, :email,
+		:token_hash, :status, :account_id, :created_at, :expires_at, :claimed_at)`, r)
+	if migrations.IsUniqueViolation(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("create provisioning: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("create provisioning: %w", err)
+	}
+	return true, nil
+}
+
+// provisioning reads a request by id.
+func (st store) provisioning(ctx context.Context, id string) (provisionRow, bool, error) {
+	return st.provisioningWhere(ctx, `id = ?`, id)
+}
+
+// provisioningByToken reads a request by the hash of its claim token.
+func (st store) provisioningByToken(ctx context.Context, hash string) (provisionRow, bool, error) {
+	return st.provisioningWhere(ctx, `token_hash = ?`, hash)
+}
+
+func (st store) provisioningWhere(ctx context.Context, where string, arg any) (provisionRow, bool, error) {
+	var r provisionRow
+	err := st.db.GetContext(ctx, &r, st.db.Rebind(`SELECT `+provisioningCols+` FROM partner_provisionings WHERE `+where), arg)
+	if migrations.IsNoRows(err) {
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, fmt.Errorf("read provisioning: %w", err)
+	}
+	return r, true, nil
 }

@@ -5,15 +5,14 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 
-	"github.com/gofiber/fiber/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/idlink/idlink/migrations/dbtest"
 	"github.com/idlink/idlink/server"
 	"github.com/idlink/idlink/server/oidc"
 	"github.com/idlink/idlink/server/partner"
-	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/servertest"
 )
 
@@ -128,24 +127,14 @@ func TestUsersEndpointRateLimit(t *testing.T) {
 		s := servertest.Start(t, dbURL, nil, server.Options{})
 		rp := servertest.NewRP(t, s, false, oidc.ScopeUsersEndpoint)
 		tok := mustClientToken(t, s, rp)
-		api, err := partner.New(partner.Config{UsersPerMinute: 2}, partner.Deps{
-			DB: s.DB, Tokens: s.OIDC, Subjects: s.OIDC, Accounts: s.Accounts, Identity: s.Identity,
-			Limiter: ratelimit.New(s.DB, nil), Audit: s.Audit,
-		})
-		require.NoError(t, err)
-		app := fiber.New()
-		api.Register(app)
-		statuses := []int{}
+		app := newAPI(t, s, partner.Config{UsersPerMinute: 2}, time.Now)
+		var statuses []int
 		for range 3 {
-			req, err := http.NewRequest(http.MethodGet, partner.PathUsers+"?nhs_number=9000000009", nil)
-			require.NoError(t, err)
-			req.Header.Set("Authorization", "Bearer "+tok)
-			resp, err := app.Test(req)
-			require.NoError(t, err)
-			resp.Body.Close()
-			statuses = append(statuses, resp.StatusCode)
-			if resp.StatusCode == http.StatusTooManyRequests {
-				require.Equal(t, "60", resp.Header.Get("Retry-After"))
+			status, body := appCall(t, app, http.MethodGet, partner.PathUsers+"?nhs_number=9000000009", tok, nil)
+			statuses = append(statuses, status)
+			if status == http.StatusTooManyRequests {
+				require.Equal(t, partner.CodeRateLimited, body["error"])
+				require.Equal(t, "60", body["retry_after"])
 			}
 		}
 		require.Equal(t, []int{http.StatusOK, http.StatusOK, http.StatusTooManyRequests}, statuses)
