@@ -102,6 +102,7 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 		return nil, fmt.Errorf("partner apis: %w", err)
 	}
 	partnerAPI.Register(s.App)
+	partnerAPI.RegisterPages(web.Pages{R: s.App, Renderer: s.Renderer, Sessions: s.Sessions})
 	return s, nil
 }
 
@@ -119,9 +120,9 @@ func (s *Server) buildPartner(sender notify.Sender, keys *secrets.Keyring) (*par
 			return nil, err
 		}
 	}
-	return partner.New(partner.Config{Issuer: s.cfg.Issuer}, partner.Deps{
+	return partner.New(partner.Config{Issuer: s.cfg.Issuer, TermsVersion: s.cfg.TermsVersion}, partner.Deps{
 		DB: s.DB, Tokens: s.OIDC, Subjects: s.OIDC, Accounts: s.Accounts, Identity: s.Identity, PDS: dir, Keys: keys,
-		Sender: sender, Limiter: ratelimit.New(s.DB, s.now), Audit: s.Audit, Logger: s.log, Now: s.now,
+		Sender: sender, Renderer: s.Renderer, Limiter: ratelimit.New(s.DB, s.now), Audit: s.Audit, Logger: s.log, Now: s.now,
 	})
 }
 

@@ -37,6 +37,12 @@ func (s *Service) SeedAccount(ctx context.Context, email, phone, passwordHash st
 	if passwordHash == "" {
 		return Account{}, errors.New("seed account: a password hash is required")
 	}
+	return s.insertVerified(ctx, e, p, passwordHash)
+}
+
+// insertVerified creates an active account whose email address and mobile
+// number (E.164) are verified and the current terms accepted, at P0.
+func (s *Service) insertVerified(ctx context.Context, e, p, passwordHash string) (Account, error) {
 	now := s.st.nowUTC()
 	a := Account{
 		ID: secrets.NewID(), Email: e, PasswordHash: passwordHash,
@@ -45,7 +51,7 @@ func (s *Service) SeedAccount(ctx context.Context, email, phone, passwordHash st
 		ProofingLevel: trust.P0.String(), Status: StatusActive,
 		PasswordChangedAt: now, CreatedAt: now, UpdatedAt: now,
 	}
-	_, err = s.st.db.NamedExecContext(ctx, `INSERT INTO accounts (id, email, password_hash, terms_version, terms_accepted_at,
+	_, err := s.st.db.NamedExecContext(ctx, `INSERT INTO accounts (id, email, password_hash, terms_version, terms_accepted_at,
 		email_verified_at, phone, phone_verified_at, proofing_level, status, password_changed_at, created_at, updated_at)
 		VALUES (:id, :email, :password_hash, :terms_version, :terms_accepted_at, :email_verified_at, :phone, :phone_verified_at,
 		:proofing_level, :status, :password_changed_at, :created_at, :updated_at)`, a)
@@ -53,7 +59,7 @@ func (s *Service) SeedAccount(ctx context.Context, email, phone, passwordHash st
 		return Account{}, ErrEmailTaken
 	}
 	if err != nil {
-		return Account{}, fmt.Errorf("seed account: %w", err)
+		return Account{}, fmt.Errorf("create account: %w", err)
 	}
 	return a, nil
 }

@@ -107,7 +107,7 @@ func newAPI(t *testing.T, s *servertest.Server, cfg partner.Config, now func() t
 	require.NoError(t, err)
 	api, err := partner.New(cfg, partner.Deps{
 		DB: s.DB, Tokens: s.OIDC, Subjects: s.OIDC, Accounts: s.Accounts, Identity: s.Identity,
-		PDS: s.PDSSandbox, Keys: keys, Sender: s.Outbox, Limiter: ratelimit.New(s.DB, now), Audit: s.Audit, Now: now,
+		PDS: s.PDSSandbox, Keys: keys, Sender: s.Outbox, Renderer: s.Renderer, Limiter: ratelimit.New(s.DB, now), Audit: s.Audit, Now: now,
 	})
 	require.NoError(t, err)
 	app := fiber.New()

@@ -31,9 +31,11 @@ import (
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/identity"
+	"github.com/idlink/idlink/server/identity/nhsnumber"
 	"github.com/idlink/idlink/server/identity/pds"
 	"github.com/idlink/idlink/server/notify"
 	"github.com/idlink/idlink/server/oidc"
+	"github.com/idlink/idlink/server/web"
 )
 
 // Paths of the APIs.
@@ -90,6 +92,8 @@ type Config struct {
 	ProvisionsPerMinute int
 	// ProvisioningLifetime is how long a provisioning id can be claimed.
 	ProvisioningLifetime time.Duration
+	// TermsVersion is the version of the terms a claim accepts.
+	TermsVersion string
 }
 
 // Tokens verifies partner access tokens; *oidc.Server implements it.
@@ -108,6 +112,12 @@ type Accounts interface {
 	AccountByEmail(ctx context.Context, email string) (account.Account, error)
 	// ParsePhone turns a UK mobile number into E.164.
 	ParsePhone(raw string) (string, error)
+	// The claim journey's pieces, shared with the signup pages.
+	SendCode(ctx context.Context, a audit.Actor, purpose account.Purpose, subject, phone, accountID string) error
+	VerifyCode(ctx context.Context, a audit.Actor, purpose account.Purpose, subject, code, accountID string) error
+	CheckPassword(ctx context.Context, a audit.Actor, email, pw string) (account.Account, error)
+	CheckNewPassword(ctx context.Context, email, pw string) (string, error)
+	CreateProvisionedAccount(ctx context.Context, a audit.Actor, email, phone, passwordHash string) (account.Account, error)
 }
 
 // Keys computes keyed hashes of secrets; *secrets.Keyring implements it.
@@ -119,6 +129,7 @@ type Keys interface {
 // implements it.
 type Identity interface {
 	Record(ctx context.Context, accountID string) (identity.Record, bool, error)
+	ProveProvisioned(ctx context.Context, a audit.Actor, accountID string, nhs nhsnumber.Number) (identity.Record, error)
 }
 
 // Limiter counts calls per key in a window; *ratelimit.Limiter implements
@@ -142,6 +153,7 @@ type Deps struct {
 	PDS      pds.Directory
 	Keys     Keys
 	Sender   notify.Sender
+	Renderer *web.Renderer
 	Limiter  Limiter
 	Audit    Auditor
 	Logger   *slog.Logger
@@ -158,7 +170,7 @@ type API struct {
 // New builds the APIs.
 func New(cfg Config, d Deps) (*API, error) {
 	if d.DB == nil || d.Tokens == nil || d.Subjects == nil || d.Accounts == nil || d.Limiter == nil || d.Audit == nil ||
-		d.PDS == nil || d.Keys == nil || d.Sender == nil {
+		d.PDS == nil || d.Keys == nil || d.Sender == nil || d.Renderer == nil {
 		return nil, errors.New("partner: missing dependency")
 	}
 	if cfg.UsersPerMinute <= 0 {

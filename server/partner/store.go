@@ -80,3 +80,15 @@ func (st store) provisioningWhere(ctx context.Context, where string, arg any) (p
 	}
 	return r, true, nil
 }
+
+// markClaimed records that accountID claimed the pending request id;
+// false when it was no longer pending.
+func (st store) markClaimed(ctx context.Context, id, accountID string, now time.Time) (bool, error) {
+	res, err := st.db.ExecContext(ctx, st.db.Rebind(`UPDATE partner_provisionings SET status = 'claimed', account_id = ?, claimed_at = ?
+		WHERE id = ? AND status = 'pending'`), accountID, now, id)
+	if err != nil {
+		return false, fmt.Errorf("mark provisioning claimed: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
