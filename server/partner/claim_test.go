@@ -72,7 +72,7 @@ func TestProvisioningEndToEnd(t *testing.T) {
 			p = b2.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"})
 		}
 		q := rp.Returned(p, a)
-		_, _, claims := rp.Exchange(q.Get("code"), a)
+		personTok, _, claims := rp.Exchange(q.Get("code"), a)
 		require.Equal(t, "P9", claims["identity_proofing_level"])
 		require.Equal(t, "9990000344", claims["nhs_number"])
 		require.Equal(t, "P9.Cp.Cd", claims["vot"])
@@ -81,6 +81,11 @@ func TestProvisioningEndToEnd(t *testing.T) {
 		status, _, body = call(t, s, http.MethodGet, partner.PathUsers+"?nhs_number=9990000344", tok, nil)
 		require.Equal(t, http.StatusOK, status, body)
 		require.Equal(t, []any{map[string]any{"sub": claims["sub"], "account_status": "active", "identity_proofing_level": "P9"}}, body["users"])
+
+		// A person's access token does not open the partner APIs.
+		status, _, body = call(t, s, http.MethodGet, partner.PathUsers+"?nhs_number=9990000344", personTok.AccessToken, nil)
+		require.Equal(t, http.StatusUnauthorized, status, body)
+		require.Equal(t, partner.CodeInvalidToken, body["error"])
 
 		oliviaID := s.AccountID(t, "olivia.taylor@example.org")
 		require.Equal(t, 1, s.AuditCount(t, "partner.claimed", oliviaID, id))

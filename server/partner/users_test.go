@@ -86,6 +86,15 @@ func TestUsersEndpointRefusals(t *testing.T) {
 		require.Equal(t, partner.CodeInsufficientScope, body["error"])
 		require.Contains(t, h.Get("WWW-Authenticate"), "insufficient_scope")
 
+		// A partner token is not a person's: /userinfo refuses it.
+		req, err := http.NewRequest(http.MethodGet, s.URL+"/userinfo", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+provTok)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+
 		// No token, a forged one.
 		for _, tok := range []string{"", "not-a-token", provTok[:len(provTok)-4] + "AAAA"} {
 			status, h, body = call(t, s, http.MethodGet, path, tok, nil)
@@ -99,7 +108,7 @@ func TestUsersEndpointRefusals(t *testing.T) {
 		tok := mustClientToken(t, s, users)
 		c := *users.Client
 		c.Scopes = []string{oidc.ScopeOpenID}
-		_, err := s.OIDC.Clients().Update(context.Background(), c)
+		_, err = s.OIDC.Clients().Update(context.Background(), c)
 		require.NoError(t, err)
 		status, _, body = call(t, s, http.MethodGet, path, tok, nil)
 		require.Equal(t, http.StatusForbidden, status, body)
