@@ -89,17 +89,17 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oidc: %w", err)
 	}
-	if err := s.buildClosure(); err != nil {
+	partnerAPI, err := s.buildPartner(sender, keys)
+	if err != nil {
+		return nil, fmt.Errorf("partner apis: %w", err)
+	}
+	if err := s.buildClosure(partnerAPI); err != nil {
 		return nil, fmt.Errorf("closure: %w", err)
 	}
 	s.Login = s.buildLogin()
 	s.App = s.newApp()
 	if err := s.mount(people); err != nil {
 		return nil, err
-	}
-	partnerAPI, err := s.buildPartner(sender, keys)
-	if err != nil {
-		return nil, fmt.Errorf("partner apis: %w", err)
 	}
 	partnerAPI.Register(s.App)
 	partnerAPI.RegisterPages(web.Pages{R: s.App, Renderer: s.Renderer, Sessions: s.Sessions})
@@ -272,12 +272,13 @@ func (s *Server) buildLogin() *login.Journey {
 }
 
 // buildClosure creates deleting accounts and closing unused ones: every
-// capability that keeps something about an account forgets it.
-func (s *Server) buildClosure() error {
+// capability that keeps something about an account forgets it (more are
+// those built before it that keep something too, e.g. the partner APIs).
+func (s *Server) buildClosure(more ...closure.Forgetter) error {
 	var err error
 	s.Closure, err = closure.New(closure.Config{After: s.cfg.CloseUnusedAfter, Warning: s.cfg.ClosureWarning}, closure.Deps{
 		DB: s.DB, Accounts: s.Accounts, Sessions: s.Sessions, Audit: s.Audit, Registry: s.Metrics.Registry,
-		Forget: []closure.Forgetter{forgetPerson{s.OIDC}, s.Devices, s.FIDO, s.Push, s.Identity},
+		Forget: append([]closure.Forgetter{forgetPerson{s.OIDC}, s.Devices, s.FIDO, s.Push, s.Identity}, more...),
 		Logger: s.log, Now: s.now,
 	})
 	return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/idlink/idlink/migrations/dbtest"
 	"github.com/idlink/idlink/server"
+	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/oidc"
 	"github.com/idlink/idlink/server/partner"
 	"github.com/idlink/idlink/server/servertest"
@@ -90,6 +91,11 @@ func TestProvisioningEndToEnd(t *testing.T) {
 		oliviaID := s.AccountID(t, "olivia.taylor@example.org")
 		require.Equal(t, 1, s.AuditCount(t, "partner.claimed", oliviaID, id))
 		require.Equal(t, 1, s.AuditCount(t, "identity.provisioned", oliviaID))
+
+		// Deleting her account forgets the request she claimed.
+		require.NoError(t, s.Closure.Delete(t.Context(), audit.Actor{RequestID: "test"}, oliviaID))
+		status, _, body = call(t, s, http.MethodGet, partner.PathProvisioning+"/"+id, tok, nil)
+		require.Equal(t, http.StatusNotFound, status, body)
 	})
 }
 

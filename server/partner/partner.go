@@ -201,3 +201,9 @@ func (a *API) record(ctx context.Context, act audit.Actor, typ string, ok bool, 
 		a.d.Logger.Error("partner audit event lost", "type", typ, "err", err)
 	}
 }
+
+// ForgetAccount deletes what the partner APIs keep about an account that
+// is being deleted: the provisioning requests it claimed.
+func (a *API) ForgetAccount(ctx context.Context, accountID string) error {
+	return a.st.forgetAccount(ctx, accountID)
+}

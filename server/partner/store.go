@@ -92,3 +92,11 @@ func (st store) markClaimed(ctx context.Context, id, accountID string, now time.
 	n, err := res.RowsAffected()
 	return n == 1, err
 }
+
+// forgetAccount deletes the provisioning requests an account claimed.
+func (st store) forgetAccount(ctx context.Context, accountID string) error {
+	if _, err := st.db.ExecContext(ctx, st.db.Rebind(`DELETE FROM partner_provisionings WHERE account_id = ?`), accountID); err != nil {
+		return fmt.Errorf("forget provisioning requests: %w", err)
+	}
+	return nil
+}
