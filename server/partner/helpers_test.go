@@ -15,6 +15,7 @@ import (
 
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/identity"
+	"github.com/idlink/idlink/server/notify"
 	"github.com/idlink/idlink/server/partner"
 	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/secrets"
@@ -103,11 +104,17 @@ func provenJane(t *testing.T, s *servertest.Server) string {
 // clock of the test's own, served by a Fiber app of their own.
 func newAPI(t *testing.T, s *servertest.Server, cfg partner.Config, now func() time.Time) *fiber.App {
 	t.Helper()
+	return newAPIWith(t, s, cfg, now, s.Outbox)
+}
+
+// newAPIWith is newAPI with a sender of the test's own.
+func newAPIWith(t *testing.T, s *servertest.Server, cfg partner.Config, now func() time.Time, sender notify.Sender) *fiber.App {
+	t.Helper()
 	keys, err := secrets.NewKeyring(make([]byte, secrets.KeySize))
 	require.NoError(t, err)
 	api, err := partner.New(cfg, partner.Deps{
 		DB: s.DB, Tokens: s.OIDC, Subjects: s.OIDC, Accounts: s.Accounts, Identity: s.Identity,
-		PDS: s.PDSSandbox, Keys: keys, Sender: s.Outbox, Renderer: s.Renderer, Limiter: ratelimit.New(s.DB, now), Audit: s.Audit, Now: now,
+		PDS: s.PDSSandbox, Keys: keys, Sender: sender, Renderer: s.Renderer, Limiter: ratelimit.New(s.DB, now), Audit: s.Audit, Now: now,
 	})
 	require.NoError(t, err)
 	app := fiber.New()

@@ -72,6 +72,7 @@ const (
 	CodeEmailInUse          = "email_in_use"
 	CodeAlreadyProvisioning = "provisioning_in_progress"
 	CodePDSUnavailable      = "pds_unavailable"
+	CodeEmailFailed         = "email_send_failed"
 )
 
 // Defaults of Config.

@@ -272,10 +272,15 @@ func (a *API) provision(ctx context.Context, act audit.Actor, clientID string, r
 			req.ods, link, row.ExpiresAt.Format("2 January 2006")),
 	}
 	if err := a.d.Sender.Send(ctx, msg); err != nil {
-		// The request stays: the partner reads it as pending and can ask
-		// support to resend; the failure is audited.
+		// Without its email nobody can claim the request: withdraw it, so
+		// that the partner can simply try again.
 		a.record(ctx, act, "partner.provisioning_email_failed", false, "", map[string]any{"client_id": clientID, "provisioning_id": row.ID, "error": err.Error()})
-		return Provisioning{}, fmt.Errorf("provisioning email: %w", err)
+		if derr := a.st.deleteProvisioning(context.WithoutCancel(ctx), row.ID); derr != nil {
+			return Provisioning{}, errors.Join(fmt.Errorf("provisioning email: %w", err), derr)
+		}
+		e := fail(http.StatusServiceUnavailable, CodeEmailFailed, "the email to the patient could not be sent; nothing was kept, try again later")
+		e.retryAfter = time.Minute
+		return Provisioning{}, e
 	}
 	a.record(ctx, act, "partner.provisioned", true, holder, map[string]any{"client_id": clientID, "ods_code": req.ods, "provisioning_id": row.ID, "existing_account": held})
 	return row.Provisioning, nil

@@ -2,6 +2,7 @@ package partner_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/idlink/idlink/server"
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/identity/nhsnumber"
+	"github.com/idlink/idlink/server/notify"
 	"github.com/idlink/idlink/server/oidc"
 	"github.com/idlink/idlink/server/partner"
 	"github.com/idlink/idlink/server/servertest"
@@ -160,5 +162,31 @@ func TestProvisioningExpiry(t *testing.T) {
 		status, body = appCall(t, api, http.MethodPost, partner.PathProvisioning, tok, olivia())
 		require.Equal(t, http.StatusCreated, status, body)
 		require.NotEqual(t, id, body["provisioning_id"])
+	})
+}
+
+// downSender is an email provider that is down.
+type downSender struct{}
+
+func (downSender) Send(context.Context, notify.Message) error {
+	return fmt.Errorf("%w: provider answered 500", notify.ErrSendFailed)
+}
+
+// TestProvisioningEmailFailure: when the claim email cannot be sent,
+// nothing is kept and the partner can try again.
+func TestProvisioningEmailFailure(t *testing.T) {
+	dbtest.EachURL(t, func(t *testing.T, dbURL string) {
+		s := servertest.Start(t, dbURL, nil, server.Options{})
+		rp := servertest.NewRP(t, s, false, oidc.ScopeAccountProvisioning)
+		tok := mustClientToken(t, s, rp)
+		down := newAPIWith(t, s, partner.Config{Issuer: s.URL}, time.Now, downSender{})
+		status, body := appCall(t, down, http.MethodPost, partner.PathProvisioning, tok, olivia())
+		require.Equal(t, http.StatusServiceUnavailable, status, body)
+		require.Equal(t, partner.CodeEmailFailed, body["error"])
+		require.Equal(t, "60", body["retry_after"])
+		require.Equal(t, 1, s.AuditCount(t, "partner.provisioning_email_failed", "", rp.Client.ID))
+
+		status, _, body = call(t, s, http.MethodPost, partner.PathProvisioning, tok, olivia())
+		require.Equal(t, http.StatusCreated, status, body)
 	})
 }

@@ -100,3 +100,11 @@ func (st store) forgetAccount(ctx context.Context, accountID string) error {
 	}
 	return nil
 }
+
+// deleteProvisioning removes a request (one whose email could not be sent).
+func (st store) deleteProvisioning(ctx context.Context, id string) error {
+	if _, err := st.db.ExecContext(ctx, st.db.Rebind(`DELETE FROM partner_provisionings WHERE id = ?`), id); err != nil {
+		return fmt.Errorf("delete provisioning: %w", err)
+	}
+	return nil
+}
