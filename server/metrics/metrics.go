@@ -18,6 +18,7 @@ type Metrics struct {
 	CodesSent        *prometheus.CounterVec   // by purpose, result
 	Lockouts         prometheus.Counter
 	PDSChecks        *prometheus.CounterVec // per-login PDS checks by outcome
+	Shed             *prometheus.CounterVec // requests refused by admission control, by reason
 }
 
 // Inc counts one per-login PDS check with its outcome (identity.Counter).
@@ -50,8 +51,11 @@ func New() *Metrics {
 		PDSChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idlink_pds_login_checks_total", Help: "PDS checks at login by outcome (ok, no_record, unavailable, not_found, deceased).",
 		}, []string{"outcome"}),
+		Shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_http_requests_shed_total", Help: "Requests refused with 503 by admission control, by reason (queue_full, queue_wait).",
+		}, []string{"reason"}),
 	}
-	m.Registry.MustRegister(m.Requests, m.Latency, m.JourneysStarted, m.JourneysFinished, m.CodesSent, m.Lockouts, m.PDSChecks,
+	m.Registry.MustRegister(m.Requests, m.Latency, m.JourneysStarted, m.JourneysFinished, m.CodesSent, m.Lockouts, m.PDSChecks, m.Shed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

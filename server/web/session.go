@@ -279,6 +279,17 @@ func (st *Sessions) PurgeExpired(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// Probe checks that sessions can be written now, for the readiness probe:
+// a write that matches no row still needs the table's write lock, so a
+// table locked by someone else, or a pool whose every connection is stuck,
+// makes it wait until ctx ends, when a plain "SELECT 1" would succeed.
+func (st *Sessions) Probe(ctx context.Context) error {
+	if _, err := st.db.ExecContext(ctx, st.db.Rebind(`UPDATE sessions SET last_seen_at = last_seen_at WHERE id_hash = ?`), "-"); err != nil {
+		return fmt.Errorf("sessions probe: %w", err)
+	}
+	return nil
+}
+
 // ErrNoSession is returned by Sess when the middleware did not run.
 var ErrNoSession = errors.New("no session middleware on this route")
 
