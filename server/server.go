@@ -479,6 +479,9 @@ func (s *Server) Close() error {
 	if s.OIDC != nil {
 		_ = s.OIDC.Close()
 	}
+	if s.Accounts != nil {
+		s.Accounts.Close()
+	}
 	return s.DB.Close()
 }
 

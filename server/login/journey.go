@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v3"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
@@ -163,9 +164,15 @@ func (j *Journey) Start(c fiber.Ctx, req Request) error {
 	if a, ok := j.Current(c); ok && !req.Force {
 		st.AccountID, st.Proven = a.AccountID, a.Credentials
 	}
-	j.metrics.JourneysStarted.WithLabelValues("login").Inc()
 	web.Sess(c).Put(stateKey, st)
+	j.countStarted(c)
 	return j.next(c, st)
+}
+
+// countStarted counts a started login once its state is saved: a request
+// that fails before then started nothing.
+func (j *Journey) countStarted(c fiber.Ctx) {
+	web.Sess(c).AfterSave(func() { j.metrics.JourneysStarted.WithLabelValues("login").Inc() })
 }
 
 func (j *Journey) load(c fiber.Ctx) (state, bool) {
@@ -323,11 +330,14 @@ func (j *Journey) signIn(c fiber.Ctx, st state) error {
 	s.SetAccount(st.AccountID)
 	s.Put(authKey, Auth{AccountID: st.AccountID, Credentials: st.Proven, AuthTime: j.now().UTC().Truncate(time.Second), LoginID: secrets.NewID()})
 	s.Delete(stateKey)
-	if err := j.audit.Record(c.Context(), web.Actor(c), "login.completed", audit.Success, st.AccountID,
-		map[string]any{"credentials": st.Proven}); err != nil {
-		return err
-	}
-	j.metrics.JourneysFinished.WithLabelValues("login", "completed").Inc()
+	// The event is written with the signed-in session, in its transaction:
+	// a login is never recorded as completed when the session that holds
+	// it could not be saved.
+	actor, proven := web.Actor(c), st.Proven
+	s.InSave(func(ctx context.Context, tx sqlx.ExtContext) error {
+		return j.audit.RecordIn(ctx, tx, actor, "login.completed", audit.Success, st.AccountID, map[string]any{"credentials": proven})
+	})
+	s.AfterSave(func() { j.metrics.JourneysFinished.WithLabelValues("login", "completed").Inc() })
 	return nil
 }
 
@@ -385,8 +395,8 @@ func (j *Journey) passwordPage(c fiber.Ctx) error {
 	if !ok {
 		// Someone came to /login directly: a plain login to the account page.
 		st = state{Want: defaultWant(), ReturnTo: safeReturn(c.Query("return_to"))}
-		j.metrics.JourneysStarted.WithLabelValues("login").Inc()
 		web.Sess(c).Put(stateKey, st)
+		j.countStarted(c)
 	}
 	return j.r.Render(c, http.StatusOK, "login", j.passwordView(c, st))
 }
