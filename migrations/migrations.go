@@ -149,10 +149,11 @@ func OpenWith(ctx context.Context, rawURL string, o Options) (*sqlx.DB, error) {
 		if err != nil {
 			return nil, err
 		}
-		db, err := sqlx.Open(string(Postgres), dsn)
+		conn, err := openPostgres(dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
+		db := sqlx.NewDb(sql.OpenDB(conn), string(Postgres))
 		db.SetMaxOpenConns(o.MaxOpenConns)
 		db.SetMaxIdleConns(o.MaxIdleConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
