@@ -19,8 +19,8 @@ import (
 
 func TestErrorClasses(t *testing.T) {
 	for _, tc := range []struct {
-		name                string
-		err                 error
+		name              string
+		err               error
 		unavailable, lost bool
 	}{
 		{"nil", nil, false, false},

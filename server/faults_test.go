@@ -208,4 +208,3 @@ func TestBusyPage(t *testing.T) {
 	conn.Close()
 	require.Eventually(t, func() bool { return b.Get("/login").Status == http.StatusOK }, 30*time.Second, 10*time.Millisecond)
 }
-
