@@ -116,6 +116,10 @@ type loadOptions struct {
 	ClientName  string
 	Hold        time.Duration
 	Procs       int
+	// Reconnect: a socket that closes is opened again with back-off
+	// (MinBackoff doubling up to MaxBackoff, with jitter), as the app does.
+	Reconnect              bool
+	MinBackoff, MaxBackoff time.Duration
 	// Child: a process started by -procs; it reports with raw samples,
 	// says when it is connected and waits for "go" on stdin before the
 	// benchmark.
@@ -157,6 +161,8 @@ type loadReport struct {
 	ConnectsPerSecond float64        `json:"connects_per_second"`
 	Failures          map[string]int `json:"connect_failures"`
 	Disconnects       map[string]int `json:"disconnects"`
+	Reconnects        int            `json:"reconnects"`
+	ReconnectFailures map[string]int `json:"reconnect_failures"`
 	ServerRSSBeforeKB int64          `json:"server_rss_before_kb,omitempty"`
 	ServerRSSAfterKB  int64          `json:"server_rss_after_kb,omitempty"`
 	RSSPerSocketKB    float64        `json:"server_rss_per_socket_kb,omitempty"`
@@ -179,9 +185,10 @@ type loadRun struct {
 	numbers *numbers
 
 	connected, open, received atomic.Int64
-	created                   atomic.Int64
+	created, reconnects       atomic.Int64
 	mu                        sync.Mutex
 	failures, disconnects     map[string]int
+	reconnectFailures         map[string]int
 	benchErrors, answers      map[string]int
 	delivery, answerLat       []float64
 	wg                        sync.WaitGroup
@@ -345,6 +352,12 @@ func runLoad(ctx context.Context, o loadOptions, stdout io.Writer) error {
 	if o.Concurrency < 1 {
 		o.Concurrency = 1
 	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 250 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(10*time.Second, o.MinBackoff)
+	}
 	if _, err := raiseFileLimit(); err != nil {
 		fmt.Fprintf(o.Progress, "could not raise the open-files limit: %v\n", err)
 	}
@@ -389,7 +402,7 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 		dialer:   &websocket.Dialer{NetDialContext: dial, HandshakeTimeout: 20 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 512},
 		client:   &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 256, MaxConnsPerHost: 512}},
 		failures: map[string]int{}, disconnects: map[string]int{}, benchErrors: map[string]int{}, answers: map[string]int{},
-		conns: make([]*websocket.Conn, len(devs)),
+		reconnectFailures: map[string]int{}, conns: make([]*websocket.Conn, len(devs)),
 	}
 	// Readers waiting for a number stop when the run ends.
 	ctx, cancel := context.WithCancel(ctx)
@@ -418,7 +431,9 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 					r.count(r.failures, failureReason(err))
 					continue
 				}
-				r.conns[i] = conn
+				if !r.keep(ctx, i, conn) {
+					continue
+				}
 				r.connected.Add(1)
 				r.open.Add(1)
 				r.wg.Add(1)
@@ -426,7 +441,7 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 				if len(o.APIURLs) > 0 {
 					api = o.APIURLs[i%len(o.APIURLs)]
 				}
-				go r.read(ctx, conn, devs[i].st, api)
+				go r.read(ctx, i, conn, devs[i].st, base, api)
 			}
 		}()
 	}
@@ -461,11 +476,13 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 
 	if o.BenchRate > 0 && ctx.Err() == nil {
 		ids := make([]string, 0, len(devs))
+		r.mu.Lock()
 		for i, d := range devs {
 			if r.conns[i] != nil && d.accountID != "" {
 				ids = append(ids, d.accountID)
 			}
 		}
+		r.mu.Unlock()
 		if err := r.bench(ctx, ids); err != nil {
 			r.count(r.benchErrors, failureReason(err))
 		}
@@ -489,16 +506,19 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 	}
 	rep.Open = int(r.open.Load())
 	cancel()
+	r.mu.Lock()
 	for _, c := range r.conns {
 		if c != nil {
 			_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "load test over"), time.Now().Add(time.Second))
 			_ = c.Close()
 		}
 	}
+	r.mu.Unlock()
 	r.wg.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rep.Failures, rep.Disconnects, rep.BenchErrors, rep.Answers = r.failures, r.disconnects, r.benchErrors, r.answers
+	rep.Reconnects, rep.ReconnectFailures = int(r.reconnects.Load()), r.reconnectFailures
 	rep.BenchCreated = int(r.created.Load())
 	rep.Received = int(r.received.Load())
 	rep.Delivery, rep.AnswerLatency = summarise(r.delivery), summarise(r.answerLat)
@@ -527,34 +547,91 @@ func (r *loadRun) progress(ctx context.Context) func() {
 					failed += n
 				}
 				r.mu.Unlock()
-				fmt.Fprintf(r.o.Progress, "%5.0fs connected=%d open=%d failed=%d created=%d received=%d\n",
-					time.Since(began).Seconds(), r.connected.Load(), r.open.Load(), failed, r.created.Load(), r.received.Load())
+				fmt.Fprintf(r.o.Progress, "%5.0fs connected=%d open=%d failed=%d reconnected=%d created=%d received=%d\n",
+					time.Since(began).Seconds(), r.connected.Load(), r.open.Load(), failed, r.reconnects.Load(), r.created.Load(), r.received.Load())
 			}
 		}
 	}()
 	return func() { close(done) }
 }
 
+// keep records device i's socket for closing at the end of the run; it
+// refuses (and closes) a socket that opened after the run ended.
+func (r *loadRun) keep(ctx context.Context, i int, conn *websocket.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ctx.Err() != nil {
+		_ = conn.Close()
+		return false
+	}
+	r.conns[i] = conn
+	return true
+}
+
+// redial opens device i's socket again after it closed, with back-off,
+// until it succeeds, the device is gone or the run ends.
+func (r *loadRun) redial(ctx context.Context, i int, st *state, streamURL string) (*websocket.Conn, bool) {
+	bo := &backoff{min: r.o.MinBackoff, max: r.o.MaxBackoff}
+	for {
+		t := time.NewTimer(bo.next())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false
+		case <-t.C:
+		}
+		conn, err := dialStream(ctx, r.dialer, st, streamURL)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, false
+			}
+			r.count(r.reconnectFailures, failureReason(err))
+			if errors.Is(err, errDeviceGone) {
+				return nil, false
+			}
+			continue
+		}
+		if !r.keep(ctx, i, conn) {
+			return nil, false
+		}
+		r.reconnects.Add(1)
+		return conn, true
+	}
+}
+
 // read is a socket's only goroutine: it reads (which answers pings),
 // acknowledges requests, records their delivery latency and answers them.
-func (r *loadRun) read(ctx context.Context, conn *websocket.Conn, st *state, base string) {
+// When the socket closes under it (a replica going away, a proxy cutting
+// it) it reconnects with back-off, unless told not to (-reconnect=false)
+// or the device was removed (1008).
+func (r *loadRun) read(ctx context.Context, i int, conn *websocket.Conn, st *state, streamURL, base string) {
 	defer r.wg.Done()
-	defer r.open.Add(-1)
 	var last string
 	for {
 		_, data, err := conn.ReadMessage()
 		if err != nil {
-			if ctx.Err() == nil {
-				var ce *websocket.CloseError
-				reason := "read_error"
-				if errors.As(err, &ce) {
-					reason = fmt.Sprintf("close_%d", ce.Code)
-				}
-				if !(errors.As(err, &ce) && ce.Code == websocket.CloseNormalClosure) && !errors.Is(err, net.ErrClosed) {
-					r.count(r.disconnects, reason)
-				}
+			r.open.Add(-1)
+			if ctx.Err() != nil {
+				return
 			}
-			return
+			var ce *websocket.CloseError
+			reason := "read_error"
+			if errors.As(err, &ce) {
+				reason = fmt.Sprintf("close_%d", ce.Code)
+			}
+			if !(errors.As(err, &ce) && ce.Code == websocket.CloseNormalClosure) && !errors.Is(err, net.ErrClosed) {
+				r.count(r.disconnects, reason)
+			}
+			if !r.o.Reconnect || (errors.As(err, &ce) && ce.Code == websocket.ClosePolicyViolation) || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			next, ok := r.redial(ctx, i, st, streamURL)
+			if !ok {
+				return
+			}
+			conn = next
+			r.open.Add(1)
+			continue
 		}
 		got := time.Now()
 		var m push.Message
@@ -661,7 +738,8 @@ func (r *loadRun) bench(ctx context.Context, accountIDs []string) error {
 func (o loadOptions) childArgs(from, count, rate int) []string {
 	args := []string{"load", "-child", "-devices", o.Devices, "-from", strconv.Itoa(from), "-count", strconv.Itoa(count),
 		"-urls", strings.Join(o.URLs, ","), "-concurrency", strconv.Itoa(max(1, o.Concurrency/o.Procs)),
-		"-answer", o.Answer, "-hold", o.Hold.String(), "-report-every", o.Every.String(), "-client-name", o.ClientName}
+		"-answer", o.Answer, "-hold", o.Hold.String(), "-report-every", o.Every.String(), "-client-name", o.ClientName,
+		"-reconnect=" + strconv.FormatBool(o.Reconnect), "-min-backoff", o.MinBackoff.String(), "-max-backoff", o.MaxBackoff.String()}
 	if len(o.SourceIPs) > 0 {
 		args = append(args, "-source-ips", strings.Join(o.SourceIPs, ","))
 	}
@@ -752,7 +830,7 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 			_, _ = io.WriteString(c.stdin, "go\n")
 		}
 	}
-	merged := &loadReport{Procs: len(children), Failures: map[string]int{}, Disconnects: map[string]int{},
+	merged := &loadReport{Procs: len(children), Failures: map[string]int{}, Disconnects: map[string]int{}, ReconnectFailures: map[string]int{},
 		BenchErrors: map[string]int{}, Answers: map[string]int{}, ServerRSSBeforeKB: rssBefore, ServerRSSAfterKB: rssAfter}
 	for _, c := range children {
 		if c.report == nil {
@@ -772,7 +850,8 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 		merged.ConnectSeconds = max(merged.ConnectSeconds, rep.ConnectSeconds)
 		merged.BenchCreated += rep.BenchCreated
 		merged.Received += rep.Received
-		for dst, src := range map[*map[string]int]map[string]int{&merged.Failures: rep.Failures, &merged.Disconnects: rep.Disconnects,
+		merged.Reconnects += rep.Reconnects
+		for dst, src := range map[*map[string]int]map[string]int{&merged.Failures: rep.Failures, &merged.Disconnects: rep.Disconnects, &merged.ReconnectFailures: rep.ReconnectFailures,
 			&merged.BenchErrors: rep.BenchErrors, &merged.Answers: rep.Answers} {
 			for k, v := range src {
 				(*dst)[k] += v
@@ -812,6 +891,9 @@ func loadFlags(fs *flag.FlagSet, o *loadOptions) func() {
 	fs.IntVar(&o.Procs, "procs", 1, fmt.Sprintf("processes to spread the sockets over (at most %d sockets each)", maxSocketsPerProc))
 	fs.DurationVar(&o.Every, "report-every", 5*time.Second, "how often to print a progress line (standard error)")
 	fs.BoolVar(&o.Child, "child", false, "internal: run as a child of -procs")
+	fs.BoolVar(&o.Reconnect, "reconnect", true, "open a socket again, with back-off, when it closes during the run")
+	fs.DurationVar(&o.MinBackoff, "min-backoff", 250*time.Millisecond, "first wait before reconnecting (doubling, with jitter)")
+	fs.DurationVar(&o.MaxBackoff, "max-backoff", 10*time.Second, "longest wait before reconnecting")
 	return func() {
 		o.URLs = splitList(*urls)
 		if len(o.URLs) == 0 && *one != "" {
