@@ -39,6 +39,8 @@ func overloadConfig(cfg config.Config) overload.Config {
 		Exempt: overload.PathPrefixes(
 			[]string{"/healthz", "/readyz", "/metrics", "/app/v1/stream", "/login/approve/events", "/dev/push/bench"},
 			[]string{"/assets/"}),
+		// A photo ID upload may take a while to arrive (up to 64 MiB).
+		Slow: overload.PathPrefixes([]string{"/prove/photo"}, nil),
 	}
 }
 

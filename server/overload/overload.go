@@ -39,8 +39,8 @@ type Config struct {
 	// default 16 per CPU.
 	MaxConcurrent int
 	// Queue is how many more may wait for a place (IDLINK_REQUEST_QUEUE);
-	// default MaxConcurrent. A request arriving with the queue full is
-	// refused at once.
+	// 0 means as many as MaxConcurrent, a negative value no queue at all.
+	// A request arriving with the queue full is refused at once.
 	Queue int
 	// QueueWait is the longest a request waits in the queue
 	// (IDLINK_REQUEST_QUEUE_WAIT).
@@ -49,6 +49,10 @@ type Config struct {
 	// static assets and long-lived streams, which hold a connection rather
 	// than work.
 	Exempt func(path string) bool
+	// Slow reports paths whose requests carry large bodies (uploads): they
+	// are admitted like the others but get SlowTimeout as their deadline.
+	Slow        func(path string) bool
+	SlowTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -71,6 +75,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Exempt == nil {
 		c.Exempt = func(string) bool { return false }
+	}
+	if c.Slow == nil {
+		c.Slow = func(string) bool { return false }
+	}
+	if c.SlowTimeout < c.RequestTimeout {
+		c.SlowTimeout = max(time.Minute, c.RequestTimeout)
 	}
 	return c
 }
@@ -115,7 +125,11 @@ func (l *Limiter) Middleware() fiber.Handler {
 			return err
 		}
 		defer release()
-		ctx, cancel := context.WithTimeout(c.Context(), l.cfg.RequestTimeout)
+		timeout := l.cfg.RequestTimeout
+		if l.cfg.Slow(c.Path()) {
+			timeout = l.cfg.SlowTimeout
+		}
+		ctx, cancel := context.WithTimeout(c.Context(), timeout)
 		defer cancel()
 		c.SetContext(ctx)
 		return c.Next()
