@@ -116,6 +116,10 @@ type loadOptions struct {
 	ClientName  string
 	Hold        time.Duration
 	Procs       int
+	// Reconnect: a socket that closes is opened again with back-off
+	// (MinBackoff doubling up to MaxBackoff, with jitter), as the app does.
+	Reconnect              bool
+	MinBackoff, MaxBackoff time.Duration
 	// Child: a process started by -procs; it reports with raw samples,
 	// says when it is connected and waits for "go" on stdin before the
 	// benchmark.
@@ -157,6 +161,8 @@ type loadReport struct {
 	ConnectsPerSecond float64        `json:"connects_per_second"`
 	Failures          map[string]int `json:"connect_failures"`
 	Disconnects       map[string]int `json:"disconnects"`
+	Reconnects        int            `json:"reconnects"`
+	ReconnectFailures map[string]int `json:"reconnect_failures"`
 	ServerRSSBeforeKB int64          `json:"server_rss_before_kb,omitempty"`
 	ServerRSSAfterKB  int64          `json:"server_rss_after_kb,omitempty"`
 	RSSPerSocketKB    float64        `json:"server_rss_per_socket_kb,omitempty"`
@@ -179,9 +185,10 @@ type loadRun struct {
 	numbers *numbers
 
 	connected, open, received atomic.Int64
-	created                   atomic.Int64
+	created, reconnects       atomic.Int64
 	mu                        sync.Mutex
 	failures, disconnects     map[string]int
+	reconnectFailures         map[string]int
 	benchErrors, answers      map[string]int
 	delivery, answerLat       []float64
 	wg                        sync.WaitGroup
@@ -345,6 +352,12 @@ func runLoad(ctx context.Context, o loadOptions, stdout io.Writer) error {
 	if o.Concurrency < 1 {
 		o.Concurrency = 1
 	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 250 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(10*time.Second, o.MinBackoff)
+	}
 	if _, err := raiseFileLimit(); err != nil {
 		fmt.Fprintf(o.Progress, "could not raise the open-files limit: %v\n", err)
 	}
@@ -389,7 +402,7 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 		dialer:   &websocket.Dialer{NetDialContext: dial, HandshakeTimeout: 20 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 512},
 		client:   &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 256, MaxConnsPerHost: 512}},
 		failures: map[string]int{}, disconnects: map[string]int{}, benchErrors: map[string]int{}, answers: map[string]int{},
-		conns: make([]*websocket.Conn, len(devs)),
+		reconnectFailures: map[string]int{}, conns: make([]*websocket.Conn, len(devs)),
 	}
 	// Readers waiting for a number stop when the run ends.
 	ctx, cancel := context.WithCancel(ctx)
@@ -400,8 +413,46 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 	stopProgress := r.progress(ctx)
 	defer stopProgress()
 
+	// Connect, -concurrency at a time.
 	began := time.Now()
-	r.connectAll(ctx, devs)
+	idx := make(chan int)
+	var cw sync.WaitGroup
+	for range o.Concurrency {
+		cw.Add(1)
+		go func() {
+			defer cw.Done()
+			for i := range idx {
+				base := devs[i].st.URL
+				if len(o.URLs) > 0 {
+					base = o.URLs[i%len(o.URLs)]
+				}
+				conn, err := dialStream(ctx, r.dialer, devs[i].st, base)
+				if err != nil {
+					r.count(r.failures, failureReason(err))
+					continue
+				}
+				if !r.keep(ctx, i, conn) {
+					continue
+				}
+				r.connected.Add(1)
+				r.open.Add(1)
+				r.wg.Add(1)
+				api := base
+				if len(o.APIURLs) > 0 {
+					api = o.APIURLs[i%len(o.APIURLs)]
+				}
+				go r.read(ctx, i, conn, devs[i].st, base, api)
+			}
+		}()
+	}
+	for i := range devs {
+		if ctx.Err() != nil {
+			break
+		}
+		idx <- i
+	}
+	close(idx)
+	cw.Wait()
 	rep.ConnectSeconds = round3(time.Since(began).Seconds())
 	rep.Connected = int(r.connected.Load())
 	if rep.ConnectSeconds > 0 {
@@ -425,76 +476,21 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 
 	if o.BenchRate > 0 && ctx.Err() == nil {
 		ids := make([]string, 0, len(devs))
+		r.mu.Lock()
 		for i, d := range devs {
 			if r.conns[i] != nil && d.accountID != "" {
 				ids = append(ids, d.accountID)
 			}
 		}
+		r.mu.Unlock()
 		if err := r.bench(ctx, ids); err != nil {
 			r.count(r.benchErrors, failureReason(err))
 		}
 	}
 
-	r.hold(ctx)
-	rep.Open = int(r.open.Load())
-	cancel()
-	r.closeAll()
-	r.wg.Wait()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rep.Failures, rep.Disconnects, rep.BenchErrors, rep.Answers = r.failures, r.disconnects, r.benchErrors, r.answers
-	rep.BenchCreated = int(r.created.Load())
-	rep.Received = int(r.received.Load())
-	rep.Delivery, rep.AnswerLatency = summarise(r.delivery), summarise(r.answerLat)
-	rep.DeliverySamples, rep.AnswerSamples = r.delivery, r.answerLat
-	return rep, nil
-}
-
-// connectAll opens the stream of every device, -concurrency at a time,
-// and starts a reader on each.
-func (r *loadRun) connectAll(ctx context.Context, devs []seeded) {
-	idx := make(chan int)
-	var cw sync.WaitGroup
-	for range r.o.Concurrency {
-		cw.Add(1)
-		go func() {
-			defer cw.Done()
-			for i := range idx {
-				base := devs[i].st.URL
-				if len(r.o.URLs) > 0 {
-					base = r.o.URLs[i%len(r.o.URLs)]
-				}
-				conn, err := dialStream(ctx, r.dialer, devs[i].st, base)
-				if err != nil {
-					r.count(r.failures, failureReason(err))
-					continue
-				}
-				r.conns[i] = conn
-				r.connected.Add(1)
-				r.open.Add(1)
-				r.wg.Add(1)
-				api := base
-				if len(r.o.APIURLs) > 0 {
-					api = r.o.APIURLs[i%len(r.o.APIURLs)]
-				}
-				go r.read(ctx, conn, devs[i].st, api)
-			}
-		}()
-	}
-	for i := range devs {
-		if ctx.Err() != nil {
-			break
-		}
-		idx <- i
-	}
-	close(idx)
-	cw.Wait()
-}
-
-// hold keeps the sockets until every request created has been received
-// (and answered), or -hold has passed.
-func (r *loadRun) hold(ctx context.Context) {
-	deadline := time.Now().Add(r.o.Hold)
+	// Hold the sockets until every request created has been received (and
+	// answered), or -hold has passed.
+	deadline := time.Now().Add(o.Hold)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		r.mu.Lock()
 		answered := 0
@@ -503,21 +499,31 @@ func (r *loadRun) hold(ctx context.Context) {
 		}
 		r.mu.Unlock()
 		created := r.created.Load()
-		if created > 0 && r.received.Load() >= created && (r.o.Answer == "none" || int64(answered) >= created) {
+		if created > 0 && r.received.Load() >= created && (o.Answer == "none" || int64(answered) >= created) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// closeAll closes every socket normally.
-func (r *loadRun) closeAll() {
+	rep.Open = int(r.open.Load())
+	cancel()
+	r.mu.Lock()
 	for _, c := range r.conns {
 		if c != nil {
 			_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "load test over"), time.Now().Add(time.Second))
 			_ = c.Close()
 		}
 	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep.Failures, rep.Disconnects, rep.BenchErrors, rep.Answers = r.failures, r.disconnects, r.benchErrors, r.answers
+	rep.Reconnects, rep.ReconnectFailures = int(r.reconnects.Load()), r.reconnectFailures
+	rep.BenchCreated = int(r.created.Load())
+	rep.Received = int(r.received.Load())
+	rep.Delivery, rep.AnswerLatency = summarise(r.delivery), summarise(r.answerLat)
+	rep.DeliverySamples, rep.AnswerSamples = r.delivery, r.answerLat
+	return rep, nil
 }
 
 // progress prints a line every o.Every until the returned function is
@@ -541,34 +547,91 @@ func (r *loadRun) progress(ctx context.Context) func() {
 					failed += n
 				}
 				r.mu.Unlock()
-				fmt.Fprintf(r.o.Progress, "%5.0fs connected=%d open=%d failed=%d created=%d received=%d\n",
-					time.Since(began).Seconds(), r.connected.Load(), r.open.Load(), failed, r.created.Load(), r.received.Load())
+				fmt.Fprintf(r.o.Progress, "%5.0fs connected=%d open=%d failed=%d reconnected=%d created=%d received=%d\n",
+					time.Since(began).Seconds(), r.connected.Load(), r.open.Load(), failed, r.reconnects.Load(), r.created.Load(), r.received.Load())
 			}
 		}
 	}()
 	return func() { close(done) }
 }
 
+// keep records device i's socket for closing at the end of the run; it
+// refuses (and closes) a socket that opened after the run ended.
+func (r *loadRun) keep(ctx context.Context, i int, conn *websocket.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ctx.Err() != nil {
+		_ = conn.Close()
+		return false
+	}
+	r.conns[i] = conn
+	return true
+}
+
+// redial opens device i's socket again after it closed, with back-off,
+// until it succeeds, the device is gone or the run ends.
+func (r *loadRun) redial(ctx context.Context, i int, st *state, streamURL string) (*websocket.Conn, bool) {
+	bo := &backoff{min: r.o.MinBackoff, max: r.o.MaxBackoff}
+	for {
+		t := time.NewTimer(bo.next())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false
+		case <-t.C:
+		}
+		conn, err := dialStream(ctx, r.dialer, st, streamURL)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, false
+			}
+			r.count(r.reconnectFailures, failureReason(err))
+			if errors.Is(err, errDeviceGone) {
+				return nil, false
+			}
+			continue
+		}
+		if !r.keep(ctx, i, conn) {
+			return nil, false
+		}
+		r.reconnects.Add(1)
+		return conn, true
+	}
+}
+
 // read is a socket's only goroutine: it reads (which answers pings),
 // acknowledges requests, records their delivery latency and answers them.
-func (r *loadRun) read(ctx context.Context, conn *websocket.Conn, st *state, base string) {
+// When the socket closes under it (a replica going away, a proxy cutting
+// it) it reconnects with back-off, unless told not to (-reconnect=false)
+// or the device was removed (1008).
+func (r *loadRun) read(ctx context.Context, i int, conn *websocket.Conn, st *state, streamURL, base string) {
 	defer r.wg.Done()
-	defer r.open.Add(-1)
 	var last string
 	for {
 		_, data, err := conn.ReadMessage()
 		if err != nil {
-			if ctx.Err() == nil {
-				var ce *websocket.CloseError
-				reason := "read_error"
-				if errors.As(err, &ce) {
-					reason = fmt.Sprintf("close_%d", ce.Code)
-				}
-				if !(errors.As(err, &ce) && ce.Code == websocket.CloseNormalClosure) && !errors.Is(err, net.ErrClosed) {
-					r.count(r.disconnects, reason)
-				}
+			r.open.Add(-1)
+			if ctx.Err() != nil {
+				return
 			}
-			return
+			var ce *websocket.CloseError
+			reason := "read_error"
+			if errors.As(err, &ce) {
+				reason = fmt.Sprintf("close_%d", ce.Code)
+			}
+			if !(errors.As(err, &ce) && ce.Code == websocket.CloseNormalClosure) && !errors.Is(err, net.ErrClosed) {
+				r.count(r.disconnects, reason)
+			}
+			if !r.o.Reconnect || (errors.As(err, &ce) && ce.Code == websocket.ClosePolicyViolation) || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			next, ok := r.redial(ctx, i, st, streamURL)
+			if !ok {
+				return
+			}
+			conn = next
+			r.open.Add(1)
+			continue
 		}
 		got := time.Now()
 		var m push.Message
@@ -675,7 +738,8 @@ func (r *loadRun) bench(ctx context.Context, accountIDs []string) error {
 func (o loadOptions) childArgs(from, count, rate int) []string {
 	args := []string{"load", "-child", "-devices", o.Devices, "-from", strconv.Itoa(from), "-count", strconv.Itoa(count),
 		"-urls", strings.Join(o.URLs, ","), "-concurrency", strconv.Itoa(max(1, o.Concurrency/o.Procs)),
-		"-answer", o.Answer, "-hold", o.Hold.String(), "-report-every", o.Every.String(), "-client-name", o.ClientName}
+		"-answer", o.Answer, "-hold", o.Hold.String(), "-report-every", o.Every.String(), "-client-name", o.ClientName,
+		"-reconnect=" + strconv.FormatBool(o.Reconnect), "-min-backoff", o.MinBackoff.String(), "-max-backoff", o.MaxBackoff.String()}
 	if len(o.SourceIPs) > 0 {
 		args = append(args, "-source-ips", strings.Join(o.SourceIPs, ","))
 	}
@@ -701,8 +765,14 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 	if err != nil {
 		return err
 	}
+	type child struct {
+		cmd    *exec.Cmd
+		stdin  io.WriteCloser
+		lines  *bufio.Scanner
+		report *loadReport
+	}
 	rssBefore := serverRSS(o.ServerPID)
-	var children []*loadChild
+	var children []*child
 	defer func() {
 		for _, c := range children {
 			_ = c.stdin.Close()
@@ -715,14 +785,37 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 		if o.BenchRate > 0 {
 			rate = max(1, int(math.Round(float64(o.BenchRate)*float64(n)/float64(total))))
 		}
-		c, err := startLoadChild(ctx, exe, o.childArgs(o.From+from, n, rate), o.Progress)
+		cmd := exec.CommandContext(ctx, exe, o.childArgs(o.From+from, n, rate)...)
+		cmd.Stderr = o.Progress
+		stdin, err := cmd.StdinPipe()
 		if err != nil {
 			return err
 		}
-		children = append(children, c)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("start a load process: %w", err)
+		}
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+		children = append(children, &child{cmd: cmd, stdin: stdin, lines: sc})
+	}
+	next := func(c *child) (string, *loadReport, error) {
+		for c.lines.Scan() {
+			var ev struct {
+				Event  string      `json:"event"`
+				Report *loadReport `json:"report"`
+			}
+			if json.Unmarshal(c.lines.Bytes(), &ev) == nil && ev.Event != "" {
+				return ev.Event, ev.Report, nil
+			}
+		}
+		return "", nil, fmt.Errorf("a load process ended early: %v", c.lines.Err())
 	}
 	for _, c := range children {
-		ev, rep, err := c.next()
+		ev, rep, err := next(c)
 		if err != nil {
 			return err
 		}
@@ -737,11 +830,11 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 			_, _ = io.WriteString(c.stdin, "go\n")
 		}
 	}
-	merged := &loadReport{Procs: len(children), Failures: map[string]int{}, Disconnects: map[string]int{},
+	merged := &loadReport{Procs: len(children), Failures: map[string]int{}, Disconnects: map[string]int{}, ReconnectFailures: map[string]int{},
 		BenchErrors: map[string]int{}, Answers: map[string]int{}, ServerRSSBeforeKB: rssBefore, ServerRSSAfterKB: rssAfter}
 	for _, c := range children {
 		if c.report == nil {
-			ev, rep, err := c.next()
+			ev, rep, err := next(c)
 			if err != nil {
 				return err
 			}
@@ -750,7 +843,22 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 			}
 			c.report = rep
 		}
-		merged.add(c.report)
+		rep := c.report
+		merged.Devices += rep.Devices
+		merged.Connected += rep.Connected
+		merged.Open += rep.Open
+		merged.ConnectSeconds = max(merged.ConnectSeconds, rep.ConnectSeconds)
+		merged.BenchCreated += rep.BenchCreated
+		merged.Received += rep.Received
+		merged.Reconnects += rep.Reconnects
+		for dst, src := range map[*map[string]int]map[string]int{&merged.Failures: rep.Failures, &merged.Disconnects: rep.Disconnects, &merged.ReconnectFailures: rep.ReconnectFailures,
+			&merged.BenchErrors: rep.BenchErrors, &merged.Answers: rep.Answers} {
+			for k, v := range src {
+				(*dst)[k] += v
+			}
+		}
+		merged.DeliverySamples = append(merged.DeliverySamples, rep.DeliverySamples...)
+		merged.AnswerSamples = append(merged.AnswerSamples, rep.AnswerSamples...)
 	}
 	if merged.ConnectSeconds > 0 {
 		merged.ConnectsPerSecond = round3(float64(merged.Connected) / merged.ConnectSeconds)
@@ -761,66 +869,6 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 	merged.Delivery, merged.AnswerLatency = summarise(merged.DeliverySamples), summarise(merged.AnswerSamples)
 	merged.DeliverySamples, merged.AnswerSamples = nil, nil
 	return printJSON(stdout, merged)
-}
-
-// loadChild is one load process started by loadParent.
-type loadChild struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  *bufio.Scanner
-	report *loadReport
-}
-
-// startLoadChild starts exe with args, its standard error to progress.
-func startLoadChild(ctx context.Context, exe string, args []string, progress io.Writer) (*loadChild, error) {
-	cmd := exec.CommandContext(ctx, exe, args...)
-	cmd.Stderr = progress
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start a load process: %w", err)
-	}
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-	return &loadChild{cmd: cmd, stdin: stdin, lines: sc}, nil
-}
-
-// next reads the child's next event, with its report if it sent one.
-func (c *loadChild) next() (string, *loadReport, error) {
-	for c.lines.Scan() {
-		var ev struct {
-			Event  string      `json:"event"`
-			Report *loadReport `json:"report"`
-		}
-		if json.Unmarshal(c.lines.Bytes(), &ev) == nil && ev.Event != "" {
-			return ev.Event, ev.Report, nil
-		}
-	}
-	return "", nil, fmt.Errorf("a load process ended early: %v", c.lines.Err())
-}
-
-// add merges one process's report into m.
-func (m *loadReport) add(rep *loadReport) {
-	m.Devices += rep.Devices
-	m.Connected += rep.Connected
-	m.Open += rep.Open
-	m.ConnectSeconds = max(m.ConnectSeconds, rep.ConnectSeconds)
-	m.BenchCreated += rep.BenchCreated
-	m.Received += rep.Received
-	for dst, src := range map[*map[string]int]map[string]int{&m.Failures: rep.Failures, &m.Disconnects: rep.Disconnects,
-		&m.BenchErrors: rep.BenchErrors, &m.Answers: rep.Answers} {
-		for k, v := range src {
-			(*dst)[k] += v
-		}
-	}
-	m.DeliverySamples = append(m.DeliverySamples, rep.DeliverySamples...)
-	m.AnswerSamples = append(m.AnswerSamples, rep.AnswerSamples...)
 }
 
 // loadFlags declares load's flags on fs; call the function it returns
@@ -843,6 +891,9 @@ func loadFlags(fs *flag.FlagSet, o *loadOptions) func() {
 	fs.IntVar(&o.Procs, "procs", 1, fmt.Sprintf("processes to spread the sockets over (at most %d sockets each)", maxSocketsPerProc))
 	fs.DurationVar(&o.Every, "report-every", 5*time.Second, "how often to print a progress line (standard error)")
 	fs.BoolVar(&o.Child, "child", false, "internal: run as a child of -procs")
+	fs.BoolVar(&o.Reconnect, "reconnect", true, "open a socket again, with back-off, when it closes during the run")
+	fs.DurationVar(&o.MinBackoff, "min-backoff", 250*time.Millisecond, "first wait before reconnecting (doubling, with jitter)")
+	fs.DurationVar(&o.MaxBackoff, "max-backoff", 10*time.Second, "longest wait before reconnecting")
 	return func() {
 		o.URLs = splitList(*urls)
 		if len(o.URLs) == 0 && *one != "" {
