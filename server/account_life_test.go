@@ -297,8 +297,20 @@ func TestProvenNoticeShownOnce(t *testing.T) {
 	p = b.Submit(p, "/prove/details", map[string]string{"dob-day": "22", "dob-month": "10", "dob-year": "2010",
 		"given_name": "Jane", "family_name": "Smith", "postcode": "LS1 6AE", "nhs_number": "9000000009"})
 	require.Equal(t, "Your account", p.H1(), p.Errors())
-	require.Contains(t, p.Body, "Your details match your NHS record")
-	require.Contains(t, p.Text("account-level"), "(P5)")
-	require.NotContains(t, b.Get("/account").Body, "Your details match your NHS record")
-	require.NotContains(t, b.Get("/prove").Body, "Your details match your NHS record")
+	require.Contains(t, p.Body, "you have proved who you are to the medium level")
+	require.Equal(t, "Your details match your NHS record, but you have not fully proved who you are", p.Text("account-level"))
+	require.NotContains(t, p.Text("maincontent"), "P5", "level codes are for developers, not on the person's pages")
+	require.NotContains(t, b.Get("/account").Body, "you have proved who you are to the medium level")
+	require.NotContains(t, b.Get("/prove").Body, "you have proved who you are to the medium level")
+
+	// A new mobile number must match PDS afresh: the flag is cleared for
+	// the next login's check to work out.
+	_, err := s.DB.Exec(`UPDATE identity_records SET phone_pds_matched = TRUE`)
+	require.NoError(t, err)
+	p = b.Submit(b.Get("/account/phone"), "/account/phone", map[string]string{"phone": "07700 900999"})
+	p = b.Submit(p, "/account/phone/code", map[string]string{"code": s.CodeFor(t, "+447700900999", "phone_change_code")})
+	require.Equal(t, "Your account", p.H1(), p.Errors())
+	var matched bool
+	require.NoError(t, s.DB.Get(&matched, `SELECT phone_pds_matched FROM identity_records`))
+	require.False(t, matched)
 }
