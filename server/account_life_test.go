@@ -249,13 +249,13 @@ func TestWaysInNeedARecentLogin(t *testing.T) {
 		s := servertest.Start(t, dbURL, nil, server.Options{Now: clk.Now})
 		b := s.NewBrowser(t)
 		s.CreateAccount(t, b, "keys@example.org", pw, phone)
-		p := addPasskey(t, s, b, newPasskeyDevice(), "Phone")
+		require.Equal(t, "Security settings", addPasskey(t, s, b, newPasskeyDevice(), "Phone").H1())
 		notice := s.Latest(t, "keys@example.org", "passkey_added")
 		require.Contains(t, notice.Text, "A passkey was added")
 		require.Contains(t, notice.Text, "If this was not you")
 
 		clk.Add(16 * time.Minute)
-		p = b.Get("/account/security")
+		p := b.Get("/account/security")
 		require.Contains(t, p.Body, `id="passkey-confirm"`, "the page asks for a new login before adding")
 		status, raw := postJSON(t, s, b, "/account/passkeys/begin", regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(p.Body)[1], []byte("{}"))
 		require.Equal(t, http.StatusForbidden, status)
@@ -268,6 +268,7 @@ func TestWaysInNeedARecentLogin(t *testing.T) {
 		got = s.LogIn(t, b, got, "keys@example.org", pw, phone)
 		require.Equal(t, "Security settings", got.H1())
 		got = b.Submit(got, "/account/security/passkeys/remove", map[string]string{"id": id[1]})
+		require.Contains(t, got.Body, "The passkey has been removed")
 		require.Equal(t, 1, audited(t, s, "passkey.removed", "success"))
 	})
 }
