@@ -96,6 +96,7 @@ func TestChangeEmail(t *testing.T) {
 		got := b.Submit(p, "/account/email", map[string]string{"email": "taken@example.org"})
 		require.Equal(t, "Check your email", got.H1())
 		require.Contains(t, s.Latest(t, "taken@example.org", "email_change_taken").Text, "already belongs to an idlink account")
+		require.NotContains(t, b.Get("/account").Body, "in use", "the activity does not tell either")
 
 		got = b.Submit(p, "/account/email", map[string]string{"email": "new@example.org"})
 		require.Equal(t, "Check your email", got.H1())

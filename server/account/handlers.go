@@ -245,9 +245,11 @@ var eventWords = map[string][2]string{
 	"reset.completed":       {"Password changed by resetting it", ""},
 	"session.signed_out":    {"Signed out", ""},
 
-	"password.changed":       {"Password changed", ""},
-	"password.confirm":       {"Current password entered", "Wrong current password entered"},
-	"email.change_requested": {"Change of email address requested", "Change of email address refused: the address is in use"},
+	"password.changed": {"Password changed", ""},
+	"password.confirm": {"Current password entered", "Wrong current password entered"},
+	// The same words either way: whether an address has an account is
+	// told only to that address (as sign-up does).
+	"email.change_requested": {"Change of email address requested", "Change of email address requested"},
 	"email.changed":          {"Email address changed", "Email address not changed: the address is in use"},
 	"phone.changed":          {"Mobile phone number changed", ""},
 	"phone.change_cancelled": {"Change of mobile phone number undone", ""},
