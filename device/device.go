@@ -23,12 +23,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/idlink/idlink/migrations"
+	"github.com/idlink/idlink/names"
 	"github.com/idlink/idlink/server/secrets"
 )
 
@@ -150,13 +149,9 @@ func (d Device) Validate() error {
 // cleanName trims a device name and checks it is 1 to MaxNameLength
 // printable characters.
 func cleanName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	n := utf8.RuneCountInString(name)
-	if n == 0 || n > MaxNameLength {
-		return "", fmt.Errorf("%w: name must be 1 to %d characters", ErrInvalid, MaxNameLength)
-	}
-	if !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
-		return "", fmt.Errorf("%w: name contains characters that are not allowed", ErrInvalid)
+	name, err := names.Clean(name, MaxNameLength)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return name, nil
 }

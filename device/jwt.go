@@ -63,22 +63,9 @@ func (s *Store) VerifyRequestJWT(ctx context.Context, raw, audience string) (Dev
 	if len(raw) == 0 || len(raw) > MaxRequestJWTSize {
 		return Device{}, fmt.Errorf("%w: size must be 1 to %d bytes", ErrTokenMalformed, MaxRequestJWTSize)
 	}
-	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	tok, c, err := parseRequestJWT(raw)
 	if err != nil {
-		return Device{}, fmt.Errorf("%w: %v", ErrTokenMalformed, err)
-	}
-	if len(tok.Headers) != 1 {
-		return Device{}, fmt.Errorf("%w: exactly one signature expected", ErrTokenMalformed)
-	}
-	var c jwt.Claims
-	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
-		return Device{}, fmt.Errorf("%w: claims: %v", ErrTokenMalformed, err)
-	}
-	if c.Issuer == "" {
-		return Device{}, fmt.Errorf("%w: iss is missing", ErrTokenMalformed)
-	}
-	if len(c.Issuer) > 64 {
-		return Device{}, fmt.Errorf("%w: iss is too long", ErrTokenMalformed)
+		return Device{}, err
 	}
 
 	d, err := s.Get(ctx, c.Issuer)
@@ -100,34 +87,10 @@ func (s *Store) VerifyRequestJWT(ctx context.Context, raw, audience string) (Dev
 	}
 	c = verified
 
-	if len(c.Audience) != 1 || c.Audience[0] != audience {
-		return Device{}, fmt.Errorf("%w: aud must be exactly %q", ErrTokenAudience, audience)
-	}
-	if c.IssuedAt == nil {
-		return Device{}, fmt.Errorf("%w: iat is missing", ErrTokenMalformed)
-	}
-	if c.Expiry == nil {
-		return Device{}, fmt.Errorf("%w: exp is missing", ErrTokenMalformed)
-	}
-	if c.ID == "" {
-		return Device{}, fmt.Errorf("%w: jti is missing", ErrTokenMalformed)
-	}
-	if len(c.ID) > MaxJTILength {
-		return Device{}, fmt.Errorf("%w: jti longer than %d bytes", ErrTokenMalformed, MaxJTILength)
-	}
-	iat, exp := c.IssuedAt.Time().UTC(), c.Expiry.Time().UTC()
-	if life := exp.Sub(iat); !exp.After(iat) || life > MaxJWTLifetime {
-		return Device{}, fmt.Errorf("%w: exp must be after iat and at most %s after it", ErrTokenMalformed, MaxJWTLifetime)
-	}
 	now := s.nowUTC()
-	if iat.After(now.Add(JWTClockSkew)) {
-		return Device{}, fmt.Errorf("%w: issued in the future", ErrTokenExpired)
-	}
-	if c.NotBefore != nil && c.NotBefore.Time().After(now.Add(JWTClockSkew)) {
-		return Device{}, fmt.Errorf("%w: not valid before %s", ErrTokenExpired, c.NotBefore.Time().UTC().Format(time.RFC3339))
-	}
-	if !now.Before(exp) {
-		return Device{}, fmt.Errorf("%w: expired at %s", ErrTokenExpired, exp.Format(time.RFC3339))
+	exp, err := checkRequestClaims(c, audience, now)
+	if err != nil {
+		return Device{}, err
 	}
 
 	s.maybePurge(ctx, now)
@@ -148,6 +111,64 @@ func (s *Store) VerifyRequestJWT(ctx context.Context, raw, audience string) (Dev
 		d.LastSeenAt = now
 	}
 	return d, nil
+}
+
+// parseRequestJWT parses a device request JWT without verifying it, and
+// returns its claims for finding the device (iss names it).
+func parseRequestJWT(raw string) (*jwt.JSONWebToken, jwt.Claims, error) {
+	var c jwt.Claims
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		return nil, c, fmt.Errorf("%w: %v", ErrTokenMalformed, err)
+	}
+	if len(tok.Headers) != 1 {
+		return nil, c, fmt.Errorf("%w: exactly one signature expected", ErrTokenMalformed)
+	}
+	if err := tok.UnsafeClaimsWithoutVerification(&c); err != nil {
+		return nil, c, fmt.Errorf("%w: claims: %v", ErrTokenMalformed, err)
+	}
+	if c.Issuer == "" {
+		return nil, c, fmt.Errorf("%w: iss is missing", ErrTokenMalformed)
+	}
+	if len(c.Issuer) > 64 {
+		return nil, c, fmt.Errorf("%w: iss is too long", ErrTokenMalformed)
+	}
+	return tok, c, nil
+}
+
+// checkRequestClaims checks the verified claims of a request JWT: the
+// audience, the required iat, exp and jti, the lifetime and the time now.
+// It returns the expiry.
+func checkRequestClaims(c jwt.Claims, audience string, now time.Time) (time.Time, error) {
+	if len(c.Audience) != 1 || c.Audience[0] != audience {
+		return time.Time{}, fmt.Errorf("%w: aud must be exactly %q", ErrTokenAudience, audience)
+	}
+	if c.IssuedAt == nil {
+		return time.Time{}, fmt.Errorf("%w: iat is missing", ErrTokenMalformed)
+	}
+	if c.Expiry == nil {
+		return time.Time{}, fmt.Errorf("%w: exp is missing", ErrTokenMalformed)
+	}
+	if c.ID == "" {
+		return time.Time{}, fmt.Errorf("%w: jti is missing", ErrTokenMalformed)
+	}
+	if len(c.ID) > MaxJTILength {
+		return time.Time{}, fmt.Errorf("%w: jti longer than %d bytes", ErrTokenMalformed, MaxJTILength)
+	}
+	iat, exp := c.IssuedAt.Time().UTC(), c.Expiry.Time().UTC()
+	if life := exp.Sub(iat); !exp.After(iat) || life > MaxJWTLifetime {
+		return time.Time{}, fmt.Errorf("%w: exp must be after iat and at most %s after it", ErrTokenMalformed, MaxJWTLifetime)
+	}
+	if iat.After(now.Add(JWTClockSkew)) {
+		return time.Time{}, fmt.Errorf("%w: issued in the future", ErrTokenExpired)
+	}
+	if c.NotBefore != nil && c.NotBefore.Time().After(now.Add(JWTClockSkew)) {
+		return time.Time{}, fmt.Errorf("%w: not valid before %s", ErrTokenExpired, c.NotBefore.Time().UTC().Format(time.RFC3339))
+	}
+	if !now.Before(exp) {
+		return time.Time{}, fmt.Errorf("%w: expired at %s", ErrTokenExpired, exp.Format(time.RFC3339))
+	}
+	return exp, nil
 }
 
 // useJTI records jti as used by the device until exp, atomically: it

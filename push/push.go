@@ -607,17 +607,8 @@ type Answer struct {
 // closes it too (ErrAssertion). "This wasn't me" closes it, pauses
 // approvals for the account and alerts the person.
 func (s *Service) Answer(ctx context.Context, dev device.Device, id string, ans Answer) (Approval, error) {
-	switch ans.Decision {
-	case DecisionApprove:
-		if ans.Number < 10 || ans.Number > 99 {
-			return Approval{}, fmt.Errorf("%w: number must be two digits", ErrInvalid)
-		}
-		if len(ans.Assertion) == 0 {
-			return Approval{}, fmt.Errorf("%w: an approval needs an assertion", ErrInvalid)
-		}
-	case DecisionDeny, DecisionReport:
-	default:
-		return Approval{}, fmt.Errorf("%w: decision must be approve, deny or report", ErrInvalid)
+	if err := ans.check(); err != nil {
+		return Approval{}, err
 	}
 	// The device may have been removed since its JWT was checked.
 	current, err := s.d.Devices.Get(ctx, dev.ID)
@@ -650,21 +641,52 @@ func (s *Service) Answer(ctx context.Context, dev device.Device, id string, ans 
 		s.d.Audit.Audit(ctx, "push.denied", true, a.AccountID, detail)
 		return a, nil
 	case DecisionReport:
-		if a, err = s.close(ctx, a, StatusReported, current.ID); err != nil {
-			return a, err
-		}
-		until := s.nowUTC().Add(s.cfg.Pause)
-		if err := s.pause(ctx, a.AccountID, until, "reported"); err != nil {
-			return a, err
-		}
-		s.d.Audit.Audit(ctx, "push.reported", false, a.AccountID, with(detail, "paused_until", until))
-		if s.d.Alerter != nil {
-			if err := s.d.Alerter.PushReported(ctx, a); err != nil {
-				s.log.Error("push: alert after report", "approval_id", a.ID, "err", err)
-			}
-		}
-		return a, nil
+		return s.report(ctx, a, current.ID, detail)
 	}
+	return s.approve(ctx, a, current, ans, detail)
+}
+
+// check refuses an answer that is not well formed (ErrInvalid).
+func (ans Answer) check() error {
+	switch ans.Decision {
+	case DecisionApprove:
+		if ans.Number < 10 || ans.Number > 99 {
+			return fmt.Errorf("%w: number must be two digits", ErrInvalid)
+		}
+		if len(ans.Assertion) == 0 {
+			return fmt.Errorf("%w: an approval needs an assertion", ErrInvalid)
+		}
+	case DecisionDeny, DecisionReport:
+	default:
+		return fmt.Errorf("%w: decision must be approve, deny or report", ErrInvalid)
+	}
+	return nil
+}
+
+// report closes a pending request as "this wasn't me", pauses approvals
+// for the account and alerts the person.
+func (s *Service) report(ctx context.Context, a Approval, deviceID string, detail map[string]any) (Approval, error) {
+	a, err := s.close(ctx, a, StatusReported, deviceID)
+	if err != nil {
+		return a, err
+	}
+	until := s.nowUTC().Add(s.cfg.Pause)
+	if err := s.pause(ctx, a.AccountID, until, "reported"); err != nil {
+		return a, err
+	}
+	s.d.Audit.Audit(ctx, "push.reported", false, a.AccountID, with(detail, "paused_until", until))
+	if s.d.Alerter != nil {
+		if err := s.d.Alerter.PushReported(ctx, a); err != nil {
+			s.log.Error("push: alert after report", "approval_id", a.ID, "err", err)
+		}
+	}
+	return a, nil
+}
+
+// approve checks an approval of a pending request: the number, then the
+// assertion, after taking the request.
+func (s *Service) approve(ctx context.Context, a Approval, current device.Device, ans Answer, detail map[string]any) (Approval, error) {
+	var err error
 	if ans.Number != a.Number {
 		if a, err = s.close(ctx, a, StatusMismatched, current.ID); err != nil {
 			return a, err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/idlink/idlink/migrations/dbtest"
 	"github.com/idlink/idlink/server"
+	"github.com/idlink/idlink/server/login"
 	"github.com/idlink/idlink/server/servertest"
 )
 
@@ -37,9 +38,14 @@ func TestCreateAccountAndLogIn(t *testing.T) {
 		p = b.Get("/account")
 		require.Equal(t, "Log in", p.H1(), "signed out: the account page asks to log in")
 
+		checks := s.PDSChecks(t)
 		p = s.LogIn(t, b, p, "jane.smith@EXAMPLE.org", pw, phone)
 		require.Equal(t, "Your account", p.H1())
 		require.Contains(t, p.Body, "Logged in")
+		id := s.AccountID(t, "jane.smith@example.org")
+		require.Equal(t, 1, s.SignIns(t, id, "password+sms"), "one sign-in through login.SignIn")
+		require.Equal(t, 1, s.SignIns(t, id, login.MethodSignup), "creating the account signed in once")
+		require.Equal(t, checks+1, s.PDSChecks(t), "the per-login PDS check ran")
 
 		// A second browser has its own session.
 		other := s.NewBrowser(t)
@@ -295,4 +301,22 @@ func TestSecurityHeadersAndCookies(t *testing.T) {
 func TestProductionHasNoOutbox(t *testing.T) {
 	s := servertest.Start(t, dbtest.SQLiteURL(t), map[string]string{"IDLINK_ENV": "development"}, server.Options{})
 	require.Equal(t, http.StatusOK, s.NewBrowser(t).Get("/dev/outbox").Status)
+}
+
+// TestLoginReturnStaysOnThisServer: return_to tricks browsers would follow
+// off-site end on the account page after logging in.
+func TestLoginReturnStaysOnThisServer(t *testing.T) {
+	dbtest.EachURL(t, func(t *testing.T, dbURL string) {
+		s := servertest.Start(t, dbURL, nil, server.Options{})
+		s.CreateAccount(t, s.NewBrowser(t), "return@example.org", pw, phone)
+		for _, trick := range []string{"/%09/evil.example/x", "/%5Cevil.example", "/%2F/evil.example"} {
+			b := s.NewBrowser(t)
+			p := s.LogIn(t, b, b.Get("/login?return_to="+trick), "return@example.org", pw, phone)
+			require.Equal(t, "/account", p.URL.Path, trick)
+			require.Equal(t, s.URL, p.URL.Scheme+"://"+p.URL.Host, trick)
+		}
+		b := s.NewBrowser(t)
+		p := s.LogIn(t, b, b.Get("/login?return_to=%2Faccount%2Fsecurity"), "return@example.org", pw, phone)
+		require.Equal(t, "/account/security", p.URL.Path, "a local path is honoured")
+	})
 }

@@ -48,7 +48,7 @@ func TestRelyingPartyThroughThePages(t *testing.T) {
 		require.Equal(t, s.URL+"/trustmark/"+s.URL[len("http://"):], claims["vtm"])
 		require.NotEmpty(t, idt.Subject)
 		require.NotContains(t, []string{"rp.user@example.org"}, idt.Subject)
-		require.Equal(t, "rp.user@example.org", claims["email"])
+		require.Nil(t, claims["email"], "as NHS login's, the ID token leaves email to /userinfo")
 		require.Nil(t, claims["nhs_number"])
 		require.Equal(t, "bearer", tok.TokenType)
 		info, err := r.Provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
@@ -146,7 +146,6 @@ func TestAuthorizeErrors(t *testing.T) {
 		name, code string
 		mod        func(url.Values)
 	}{
-		{"no nonce", "invalid_request", func(q url.Values) { q.Del("nonce") }},
 		{"no openid", "invalid_scope", func(q url.Values) { q.Set("scope", "email") }},
 		{"profile with basic_demographics", "invalid_scope", func(q url.Values) { q.Set("scope", "openid profile basic_demographics") }},
 		{"scope not approved", "invalid_scope", func(q url.Values) { q.Set("scope", "openid phone") }},
@@ -157,9 +156,10 @@ func TestAuthorizeErrors(t *testing.T) {
 		{"request object", "request_not_supported", func(q url.Values) { q.Set("request", "eyJ") }},
 		{"request_uri", "request_uri_not_supported", func(q url.Values) { q.Set("request_uri", "https://x") }},
 		{"registration", "registration_not_supported", func(q url.Values) { q.Set("registration", "{}") }},
-		{"acr_values", "invalid_request", func(q url.Values) { q.Set("acr_values", "P9") }},
-		{"prompt consent", "invalid_request", func(q url.Values) { q.Set("prompt", "consent") }},
-		{"display popup", "invalid_request", func(q url.Values) { q.Set("display", "popup") }},
+		{"prompt none with login", "invalid_request", func(q url.Values) { q.Set("prompt", "none login") }},
+		{"unknown prompt", "invalid_request", func(q url.Values) { q.Set("prompt", "select_account") }},
+		{"unknown display", "invalid_request", func(q url.Values) { q.Set("display", "tv") }},
+		{"vtr of Ck only", "invalid_request", func(q url.Values) { q.Set("vtr", `["P9.Cp.Ck"]`) }},
 		{"plain PKCE", "invalid_request", func(q url.Values) { q.Set("code_challenge_method", "plain") }},
 		{"fido_auth_response", "invalid_request", func(q url.Values) { q.Set("fido_auth_response", "eyJ") }},
 		{"oversized nonce", "invalid_request", func(q url.Values) { q.Set("nonce", strings.Repeat("n", 9000)) }},
@@ -172,9 +172,23 @@ func TestAuthorizeErrors(t *testing.T) {
 		})
 	}
 
-	t.Run("missing state still returns an error without one", func(t *testing.T) {
-		p := b.Get(base(func(q url.Values) { q.Del("state") }))
+	t.Run("missing state: an error without one", func(t *testing.T) {
+		p := b.Get(base(func(q url.Values) { q.Del("state"); q.Set("scope", "email") }))
+		require.Equal(t, "invalid_scope", p.URL.Query().Get("error"))
+		require.NotContains(t, p.URL.Query(), "state")
+	})
+	// NHS login: "repeats the same parameter" is invalid_request.
+	t.Run("repeated state", func(t *testing.T) {
+		u := base(func(q url.Values) { q.Add("state", "second") })
+		p := b.Get(u)
+		require.Equal(t, r.CallbackURL(), p.URL.Scheme+"://"+p.URL.Host+p.URL.Path)
 		require.Equal(t, "invalid_request", p.URL.Query().Get("error"))
+		require.Contains(t, p.URL.Query().Get("error_description"), "state is repeated")
+	})
+	t.Run("repeated client_id: a page, never a redirect", func(t *testing.T) {
+		p := b.Get(base(func(q url.Values) { q.Add("client_id", q.Get("client_id")) }))
+		require.Equal(t, http.StatusBadRequest, p.Status)
+		require.Equal(t, "There is a problem with the service you came from", p.H1())
 	})
 	t.Run("public client without PKCE", func(t *testing.T) {
 		a := pub.Request(nil)
@@ -185,6 +199,53 @@ func TestAuthorizeErrors(t *testing.T) {
 		u.RawQuery = q.Encode()
 		p := b.Get(u.String())
 		require.Equal(t, "invalid_request", p.URL.Query().Get("error"))
+	})
+}
+
+// TestAuthorizeLenientLikeNHSLogin: what NHS login accepts (optional
+// state and nonce, the parameters it lists as not supported, any
+// allow_registration, vectors with omitted components or stray spaces)
+// goes on to the login page instead of back to the client with an error.
+func TestAuthorizeLenientLikeNHSLogin(t *testing.T) {
+	s := servertest.Start(t, dbtest.SQLiteURL(t), nil, server.Options{})
+	r := servertest.NewRP(t, s, false, "email")
+	b := s.NewBrowser(t)
+	for _, tc := range []struct {
+		name string
+		mod  func(url.Values)
+	}{
+		{"no nonce", func(q url.Values) { q.Del("nonce") }},
+		{"no state", func(q url.Values) { q.Del("state") }},
+		{"max_age", func(q url.Values) { q.Set("max_age", "0") }},
+		{"ui_locales", func(q url.Values) { q.Set("ui_locales", "cy") }},
+		{"login_hint", func(q url.Values) { q.Set("login_hint", "a@b.example") }},
+		{"id_token_hint", func(q url.Values) { q.Set("id_token_hint", "eyJ") }},
+		{"acr_values", func(q url.Values) { q.Set("acr_values", "P9") }},
+		{"prompt consent", func(q url.Values) { q.Set("prompt", "consent") }},
+		{"display popup", func(q url.Values) { q.Set("display", "popup") }},
+		{"allow_registration yes", func(q url.Values) { q.Set("allow_registration", "yes") }},
+		{"vtr level only", func(q url.Values) { q.Set("vtr", `["P9"]`) }},
+		{"vtr with spaces", func(q url.Values) { q.Set("vtr", `["P9.Cp.Cd ", " P9.Cm"]`) }},
+		{"NHS default vtr with Ck", func(q url.Values) { q.Set("vtr", `["P9.Cp.Cd","P9.Cp.Ck","P9.Cm"]`) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := r.Request(nil)
+			u, err := url.Parse(a.URL)
+			require.NoError(t, err)
+			q := u.Query()
+			tc.mod(q)
+			u.RawQuery = q.Encode()
+			p := b.Get(u.String())
+			require.Equal(t, "Log in", p.H1(), "%s: %s", p.URL, p.Errors())
+			if tc.name == "allow_registration yes" {
+				require.Contains(t, p.Body, "/create-account", "any value but false shows registration")
+			}
+		})
+	}
+	t.Run("allow_registration=false hides registration", func(t *testing.T) {
+		p := b.Get(r.Request(map[string]string{"allow_registration": "false"}).URL)
+		require.Equal(t, "Log in", p.H1())
+		require.NotContains(t, p.Body, "/create-account")
 	})
 }
 

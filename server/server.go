@@ -20,12 +20,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v3"
-	"github.com/gofiber/fiber/v3/middleware/adaptor"
-	"github.com/gofiber/fiber/v3/middleware/recover"
-	"github.com/gofiber/fiber/v3/middleware/static"
-	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/idlink/idlink/device"
 	"github.com/idlink/idlink/fido"
@@ -92,8 +87,6 @@ type Server struct {
 	Identity *identity.Service
 	// Closure deletes accounts and closes unused ones.
 	Closure *closure.Service
-	// people gives the OIDC provider its claims.
-	people *people
 	// PDSSandbox is the in-process PDS dataset (nil with the FHIR client);
 	// GP is the GP linkage sandbox.
 	PDSSandbox *pds.Sandbox
@@ -129,139 +122,6 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*Server, error) {
 			s.Close()
 			return nil, fmt.Errorf("demo clients: %w", err)
 		}
-	}
-	return s, nil
-}
-
-func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
-	keys, err := secrets.NewKeyring(cfg.SecretKey)
-	if err != nil {
-		return nil, fmt.Errorf("secret key: %w", err)
-	}
-	s := &Server{cfg: cfg, log: opt.Logger, now: opt.Now, DB: db, Metrics: metrics.New()}
-	s.Audit = audit.New(db, opt.Now)
-	limiter := ratelimit.New(db, opt.Now)
-
-	sender := opt.Sender
-	if sender == nil {
-		switch cfg.NotifyProvider {
-		case "notify":
-			templates := map[notify.Kind]string{}
-			for k, v := range cfg.NotifyTemplates {
-				templates[notify.Kind(k)] = v
-			}
-			n, err := notify.NewNotify(notify.NotifyConfig{BaseURL: cfg.NotifyBaseURL, APIKey: cfg.NotifyAPIKey, Templates: templates, Now: opt.Now})
-			if err != nil {
-				return nil, fmt.Errorf("notify provider: %w", err)
-			}
-			sender = n
-		default:
-			s.Outbox = notify.NewSandbox(db, opt.Now)
-			sender = s.Outbox
-		}
-	}
-
-	params := opt.PasswordParams
-	if params == (password.Params{}) {
-		params = password.DefaultParams
-	}
-	hasher := password.NewHasher(params, cfg.MaxHashes)
-
-	if s.Renderer, err = web.NewRenderer(cfg.Dev()); err != nil {
-		return nil, err
-	}
-	s.Sessions = web.NewSessions(db, keys, cfg.SessionIdle, cfg.SessionAbsolute, cfg.HTTPS(), opt.Now)
-	s.Accounts = account.NewService(account.Config{Issuer: cfg.Issuer, TermsVersion: cfg.TermsVersion, Development: cfg.Dev()},
-		db, keys, hasher, sender, limiter, s.Audit, s.Metrics, opt.Now)
-	accountPages := account.NewHandlers(s.Accounts, s.Renderer, s.Audit, s.Sessions)
-	s.Login = login.New(s.Accounts, accountPages, s.Renderer, s.Audit, s.Metrics, opt.Now)
-	accountPages.SetSignIn(s.Login)
-	s.people = &people{accounts: s.Accounts} // identity joins once built
-	s.OIDC, err = oidc.New(oidc.Config{
-		Issuer: cfg.Issuer, Development: cfg.Dev(), AdminToken: cfg.AdminToken,
-		AllowedAssertedPairs: cfg.AssertedLoginPairs, Now: opt.Now,
-	}, oidc.Deps{DB: db, Keyring: keys, People: s.people, Audit: s.Audit, Logger: opt.Logger})
-	if err != nil {
-		return nil, fmt.Errorf("oidc: %w", err)
-	}
-	authorize := oidc.NewAuthorize(s.OIDC, s.Login, s.Renderer)
-
-	s.Devices = device.New(db, keys, device.Config{RememberIdle: cfg.RememberDevice}, opt.Now)
-	aaguids := make([]uuid.UUID, 0, len(cfg.PasskeyAAGUIDs))
-	for _, a := range cfg.PasskeyAAGUIDs {
-		id, err := uuid.Parse(a)
-		if err != nil {
-			return nil, fmt.Errorf("IDLINK_PASSKEY_AAGUIDS: %q: %w", a, err)
-		}
-		aaguids = append(aaguids, id)
-	}
-	s.FIDO, err = fido.New(db, fido.Config{RPID: cfg.WebAuthnRPID, RPDisplayName: "idlink", RPOrigins: cfg.WebAuthnOrigins,
-		AAGUIDAllowList: aaguids, RefuseBackupEligible: cfg.RefuseSyncedPasskeys}, s.Devices, opt.Now)
-	if err != nil {
-		return nil, fmt.Errorf("webauthn: %w", err)
-	}
-	if err := s.buildPush(context.Background()); err != nil {
-		return nil, fmt.Errorf("push approvals: %w", err)
-	}
-	s.Login.UsePhoneApprovals(s.Push)
-	if err := s.buildIdentity(context.Background(), keys); err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	s.people.identity = s.Identity
-	if err := s.buildClosure(); err != nil {
-		return nil, fmt.Errorf("closure: %w", err)
-	}
-	authorize.UseLoginCheck(loginCheck{s.Identity, s.Accounts})
-
-	s.App = fiber.New(fiber.Config{
-		AppName:      "idlink",
-		ErrorHandler: s.handleError,
-		// Photo ID uploads need more than the 1 MiB every other route
-		// allows (limitBody); bodies are streamed so that a large one is
-		// refused from its Content-Length before it is read.
-		BodyLimit:         cfg.MaxUpload,
-		StreamRequestBody: true,
-		// Authorization requests carry JWTs and WebAuthn responses in the
-		// query string: allow 16 KiB of request line and headers.
-		ReadBufferSize: 16 << 10,
-		ReadTimeout:    15 * time.Second,
-		WriteTimeout:   30 * time.Second,
-		IdleTimeout:    60 * time.Second,
-		TrustProxy:     len(cfg.TrustedProxies) > 0,
-		TrustProxyConfig: fiber.TrustProxyConfig{
-			Proxies: cfg.TrustedProxies,
-		},
-		ProxyHeader: proxyHeader(cfg),
-	})
-	s.App.Use(s.observe)
-	s.App.Use(limitBody(1<<20, cfg.MaxUpload, "/prove/photo"))
-	s.App.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c fiber.Ctx, e any) {
-		s.log.Error("panic", "request_id", web.RequestID(c), "panic", fmt.Sprint(e))
-	}}))
-	s.App.Use(web.SecurityHeaders(cfg.HTTPS()))
-
-	s.App.Get("/healthz", func(c fiber.Ctx) error { return c.SendString("ok") })
-	s.App.Get("/readyz", s.ready)
-	s.App.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{})))
-	s.App.Use("/assets", static.New("", static.Config{FS: web.Static(), MaxAge: 86400}))
-
-	p := web.Pages{R: s.App, Renderer: s.Renderer, Sessions: s.Sessions}
-	p.Get("/", s.home)
-	accountPages.Register(p)
-	s.Login.Register(p)
-	s.registerSettings(p, accountPages)
-	identity.NewPages(s.Identity, identity.PageDeps{Login: s.Login, Renderer: s.Renderer, Audit: s.Audit}).Register(p)
-	identity.NewAdmin(s.Identity, identity.AdminDeps{Login: s.Login, Renderer: s.Renderer}).Register(p)
-	authorize.Register(p)
-	s.OIDC.Register(s.App)
-	if err := s.wireCompanion(authorize); err != nil {
-		return nil, err
-	}
-	if cfg.AdminToken != "" {
-		s.OIDC.Admin().Register(s.App.Group("/admin/api"))
-	}
-	if cfg.Dev() && s.Outbox != nil {
-		s.registerDev(p)
 	}
 	return s, nil
 }

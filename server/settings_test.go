@@ -205,8 +205,12 @@ func TestRememberedBrowser(t *testing.T) {
 		signOut(t, b)
 		// Next time the password is enough: no code is texted.
 		before := s.CodeFor(t, "+447700900123", "login_code")
+		checks := s.PDSChecks(t)
 		p := passwordOnly(t, b, "remember@example.org")
 		require.Equal(t, "Your account", p.H1(), p.Errors())
+		id := s.AccountID(t, "remember@example.org")
+		require.Equal(t, 1, s.SignIns(t, id, "password+remembered_browser"), "one sign-in through login.SignIn")
+		require.Equal(t, checks+1, s.PDSChecks(t), "the per-login PDS check ran")
 		require.Equal(t, before, s.CodeFor(t, "+447700900123", "login_code"), "no new code was sent")
 		p = b.Get("/account/security")
 		require.Equal(t, "Security settings", p.H1())
@@ -237,9 +241,9 @@ func TestRememberedBrowser(t *testing.T) {
 		bad := b.Submit(p, "/account/security/browsers/remove", map[string]string{"id": "no-such-browser"})
 		require.Equal(t, http.StatusUnprocessableEntity, bad.Status)
 		require.Equal(t, []string{"We could not find that remembered browser. It may have been removed already."}, bad.Errors())
-		id := regexp.MustCompile(`action="/account/security/browsers/remove"[\s\S]*?name="id" value="([^"]+)"`).FindStringSubmatch(p.Body)
-		require.NotNil(t, id)
-		p = b.Submit(p, "/account/security/browsers/remove", map[string]string{"id": id[1]})
+		rid := regexp.MustCompile(`action="/account/security/browsers/remove"[\s\S]*?name="id" value="([^"]+)"`).FindStringSubmatch(p.Body)
+		require.NotNil(t, rid)
+		p = b.Submit(p, "/account/security/browsers/remove", map[string]string{"id": rid[1]})
 		require.Equal(t, "Security settings", p.H1())
 		require.Contains(t, p.Body, "No browser is remembered.")
 		require.Equal(t, 1, audited(t, s, "remembered_browser.added", "success"))
@@ -330,9 +334,12 @@ func TestPasskeyRegistrationAndLogin(t *testing.T) {
 		signOut(t, b)
 
 		// Log in with it: Cm, no password, no code.
+		checks := s.PDSChecks(t)
 		status, ans, used := passkeyLogin(t, s, b, b.Get("/login"), d)
 		require.Equal(t, http.StatusOK, status, ans)
 		require.Equal(t, "/account", ans["redirect"])
+		require.Equal(t, 1, s.SignIns(t, s.AccountID(t, "passkey@example.org"), login.MethodPasskey), "one sign-in through login.SignIn")
+		require.Equal(t, checks+1, s.PDSChecks(t), "the per-login PDS check ran")
 		require.Equal(t, "Your account", b.Get(ans["redirect"]).H1())
 		require.Equal(t, "Security settings", b.Get("/account/security").H1(), "Cm is a second factor")
 
@@ -464,9 +471,9 @@ func TestPasskeyLoginThroughAuthorize(t *testing.T) {
 		p = b.Get(ans["redirect"])
 		require.Equal(t, "Share your details with Test Health Service", p.H1())
 		p = b.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"})
-		_, _, claims := r.Exchange(r.Returned(p, a).Get("code"), a)
+		tok, _, claims := r.Exchange(r.Returned(p, a).Get("code"), a)
 		require.Equal(t, "P0.Cm", claims["vot"])
-		require.Equal(t, "rp.passkey@example.org", claims["email"])
+		require.Equal(t, "rp.passkey@example.org", r.UserInfo(tok)["email"])
 		require.Equal(t, 1, audited(t, s, "passkey.login", "success"))
 
 		// With the password first, the journey asks for the passkey.

@@ -7,10 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"html"
@@ -25,6 +23,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/idlink/idlink/server/secrets"
 )
 
 // The companion app's public client, as registered in development.
@@ -452,28 +452,11 @@ func login(ctx context.Context, st *state, o loginOptions) (map[string]any, erro
 }
 
 func readRSAKey(path string) (*rsa.PrivateKey, error) {
-	b, err := os.ReadFile(path)
+	key, err := secrets.ReadRSAPrivateKey(path)
 	if err != nil {
 		return nil, fmt.Errorf("relying party key: %w", err)
 	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, fmt.Errorf("relying party key %s: not PEM", path)
-	}
-	var k any
-	if block.Type == "RSA PRIVATE KEY" {
-		k, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	} else {
-		k, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("relying party key %s: %w", path, err)
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("relying party key %s: not RSA", path)
-	}
-	return rk, nil
+	return key, nil
 }
 
 // clientAssertion is a private_key_jwt client assertion (RS512).

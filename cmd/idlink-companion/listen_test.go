@@ -120,7 +120,7 @@ func TestListen(t *testing.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				out := &syncBuffer{}
-				args := []string{"-state", stateFile, "-auto", tc.auto, "-after", "10ms", "-once"}
+				args := []string{"-state", stateFile, "-auto", tc.auto, "-after", "300ms", "-once"}
 				if tc.auto == "" {
 					keys, typing := io.Pipe()
 					defer typing.Close()
@@ -251,7 +251,7 @@ func TestListenReconnects(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &syncBuffer{}
-	done := startListen(ctx, out, "-state", stateFile, "-auto", "deny", "-after", "10ms", "-once")
+	done := startListen(ctx, out, "-state", stateFile, "-auto", "deny", "-after", "300ms", "-once")
 	waitFor(t, out, "connected as device", 1)
 	stop()
 	waitFor(t, out, "going away (1001)", 1)

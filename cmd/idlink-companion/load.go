@@ -400,44 +400,8 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 	stopProgress := r.progress(ctx)
 	defer stopProgress()
 
-	// Connect, -concurrency at a time.
 	began := time.Now()
-	idx := make(chan int)
-	var cw sync.WaitGroup
-	for range o.Concurrency {
-		cw.Add(1)
-		go func() {
-			defer cw.Done()
-			for i := range idx {
-				base := devs[i].st.URL
-				if len(o.URLs) > 0 {
-					base = o.URLs[i%len(o.URLs)]
-				}
-				conn, err := dialStream(ctx, r.dialer, devs[i].st, base)
-				if err != nil {
-					r.count(r.failures, failureReason(err))
-					continue
-				}
-				r.conns[i] = conn
-				r.connected.Add(1)
-				r.open.Add(1)
-				r.wg.Add(1)
-				api := base
-				if len(o.APIURLs) > 0 {
-					api = o.APIURLs[i%len(o.APIURLs)]
-				}
-				go r.read(ctx, conn, devs[i].st, api)
-			}
-		}()
-	}
-	for i := range devs {
-		if ctx.Err() != nil {
-			break
-		}
-		idx <- i
-	}
-	close(idx)
-	cw.Wait()
+	r.connectAll(ctx, devs)
 	rep.ConnectSeconds = round3(time.Since(began).Seconds())
 	rep.Connected = int(r.connected.Load())
 	if rep.ConnectSeconds > 0 {
@@ -471,30 +435,10 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 		}
 	}
 
-	// Hold the sockets until every request created has been received (and
-	// answered), or -hold has passed.
-	deadline := time.Now().Add(o.Hold)
-	for ctx.Err() == nil && time.Now().Before(deadline) {
-		r.mu.Lock()
-		answered := 0
-		for _, n := range r.answers {
-			answered += n
-		}
-		r.mu.Unlock()
-		created := r.created.Load()
-		if created > 0 && r.received.Load() >= created && (o.Answer == "none" || int64(answered) >= created) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	r.hold(ctx)
 	rep.Open = int(r.open.Load())
 	cancel()
-	for _, c := range r.conns {
-		if c != nil {
-			_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "load test over"), time.Now().Add(time.Second))
-			_ = c.Close()
-		}
-	}
+	r.closeAll()
 	r.wg.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -504,6 +448,76 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 	rep.Delivery, rep.AnswerLatency = summarise(r.delivery), summarise(r.answerLat)
 	rep.DeliverySamples, rep.AnswerSamples = r.delivery, r.answerLat
 	return rep, nil
+}
+
+// connectAll opens the stream of every device, -concurrency at a time,
+// and starts a reader on each.
+func (r *loadRun) connectAll(ctx context.Context, devs []seeded) {
+	idx := make(chan int)
+	var cw sync.WaitGroup
+	for range r.o.Concurrency {
+		cw.Add(1)
+		go func() {
+			defer cw.Done()
+			for i := range idx {
+				base := devs[i].st.URL
+				if len(r.o.URLs) > 0 {
+					base = r.o.URLs[i%len(r.o.URLs)]
+				}
+				conn, err := dialStream(ctx, r.dialer, devs[i].st, base)
+				if err != nil {
+					r.count(r.failures, failureReason(err))
+					continue
+				}
+				r.conns[i] = conn
+				r.connected.Add(1)
+				r.open.Add(1)
+				r.wg.Add(1)
+				api := base
+				if len(r.o.APIURLs) > 0 {
+					api = r.o.APIURLs[i%len(r.o.APIURLs)]
+				}
+				go r.read(ctx, conn, devs[i].st, api)
+			}
+		}()
+	}
+	for i := range devs {
+		if ctx.Err() != nil {
+			break
+		}
+		idx <- i
+	}
+	close(idx)
+	cw.Wait()
+}
+
+// hold keeps the sockets until every request created has been received
+// (and answered), or -hold has passed.
+func (r *loadRun) hold(ctx context.Context) {
+	deadline := time.Now().Add(r.o.Hold)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		r.mu.Lock()
+		answered := 0
+		for _, n := range r.answers {
+			answered += n
+		}
+		r.mu.Unlock()
+		created := r.created.Load()
+		if created > 0 && r.received.Load() >= created && (r.o.Answer == "none" || int64(answered) >= created) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// closeAll closes every socket normally.
+func (r *loadRun) closeAll() {
+	for _, c := range r.conns {
+		if c != nil {
+			_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "load test over"), time.Now().Add(time.Second))
+			_ = c.Close()
+		}
+	}
 }
 
 // progress prints a line every o.Every until the returned function is
@@ -687,14 +701,8 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	type child struct {
-		cmd    *exec.Cmd
-		stdin  io.WriteCloser
-		lines  *bufio.Scanner
-		report *loadReport
-	}
 	rssBefore := serverRSS(o.ServerPID)
-	var children []*child
+	var children []*loadChild
 	defer func() {
 		for _, c := range children {
 			_ = c.stdin.Close()
@@ -707,37 +715,14 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 		if o.BenchRate > 0 {
 			rate = max(1, int(math.Round(float64(o.BenchRate)*float64(n)/float64(total))))
 		}
-		cmd := exec.CommandContext(ctx, exe, o.childArgs(o.From+from, n, rate)...)
-		cmd.Stderr = o.Progress
-		stdin, err := cmd.StdinPipe()
+		c, err := startLoadChild(ctx, exe, o.childArgs(o.From+from, n, rate), o.Progress)
 		if err != nil {
 			return err
 		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("start a load process: %w", err)
-		}
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-		children = append(children, &child{cmd: cmd, stdin: stdin, lines: sc})
-	}
-	next := func(c *child) (string, *loadReport, error) {
-		for c.lines.Scan() {
-			var ev struct {
-				Event  string      `json:"event"`
-				Report *loadReport `json:"report"`
-			}
-			if json.Unmarshal(c.lines.Bytes(), &ev) == nil && ev.Event != "" {
-				return ev.Event, ev.Report, nil
-			}
-		}
-		return "", nil, fmt.Errorf("a load process ended early: %v", c.lines.Err())
+		children = append(children, c)
 	}
 	for _, c := range children {
-		ev, rep, err := next(c)
+		ev, rep, err := c.next()
 		if err != nil {
 			return err
 		}
@@ -756,7 +741,7 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 		BenchErrors: map[string]int{}, Answers: map[string]int{}, ServerRSSBeforeKB: rssBefore, ServerRSSAfterKB: rssAfter}
 	for _, c := range children {
 		if c.report == nil {
-			ev, rep, err := next(c)
+			ev, rep, err := c.next()
 			if err != nil {
 				return err
 			}
@@ -765,21 +750,7 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 			}
 			c.report = rep
 		}
-		rep := c.report
-		merged.Devices += rep.Devices
-		merged.Connected += rep.Connected
-		merged.Open += rep.Open
-		merged.ConnectSeconds = max(merged.ConnectSeconds, rep.ConnectSeconds)
-		merged.BenchCreated += rep.BenchCreated
-		merged.Received += rep.Received
-		for dst, src := range map[*map[string]int]map[string]int{&merged.Failures: rep.Failures, &merged.Disconnects: rep.Disconnects,
-			&merged.BenchErrors: rep.BenchErrors, &merged.Answers: rep.Answers} {
-			for k, v := range src {
-				(*dst)[k] += v
-			}
-		}
-		merged.DeliverySamples = append(merged.DeliverySamples, rep.DeliverySamples...)
-		merged.AnswerSamples = append(merged.AnswerSamples, rep.AnswerSamples...)
+		merged.add(c.report)
 	}
 	if merged.ConnectSeconds > 0 {
 		merged.ConnectsPerSecond = round3(float64(merged.Connected) / merged.ConnectSeconds)
@@ -790,6 +761,66 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 	merged.Delivery, merged.AnswerLatency = summarise(merged.DeliverySamples), summarise(merged.AnswerSamples)
 	merged.DeliverySamples, merged.AnswerSamples = nil, nil
 	return printJSON(stdout, merged)
+}
+
+// loadChild is one load process started by loadParent.
+type loadChild struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  *bufio.Scanner
+	report *loadReport
+}
+
+// startLoadChild starts exe with args, its standard error to progress.
+func startLoadChild(ctx context.Context, exe string, args []string, progress io.Writer) (*loadChild, error) {
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Stderr = progress
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start a load process: %w", err)
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	return &loadChild{cmd: cmd, stdin: stdin, lines: sc}, nil
+}
+
+// next reads the child's next event, with its report if it sent one.
+func (c *loadChild) next() (string, *loadReport, error) {
+	for c.lines.Scan() {
+		var ev struct {
+			Event  string      `json:"event"`
+			Report *loadReport `json:"report"`
+		}
+		if json.Unmarshal(c.lines.Bytes(), &ev) == nil && ev.Event != "" {
+			return ev.Event, ev.Report, nil
+		}
+	}
+	return "", nil, fmt.Errorf("a load process ended early: %v", c.lines.Err())
+}
+
+// add merges one process's report into m.
+func (m *loadReport) add(rep *loadReport) {
+	m.Devices += rep.Devices
+	m.Connected += rep.Connected
+	m.Open += rep.Open
+	m.ConnectSeconds = max(m.ConnectSeconds, rep.ConnectSeconds)
+	m.BenchCreated += rep.BenchCreated
+	m.Received += rep.Received
+	for dst, src := range map[*map[string]int]map[string]int{&m.Failures: rep.Failures, &m.Disconnects: rep.Disconnects,
+		&m.BenchErrors: rep.BenchErrors, &m.Answers: rep.Answers} {
+		for k, v := range src {
+			(*dst)[k] += v
+		}
+	}
+	m.DeliverySamples = append(m.DeliverySamples, rep.DeliverySamples...)
+	m.AnswerSamples = append(m.AnswerSamples, rep.AnswerSamples...)
 }
 
 // loadFlags declares load's flags on fs; call the function it returns

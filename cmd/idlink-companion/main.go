@@ -92,35 +92,7 @@ func run(ctx context.Context, cmd string, args []string, stdin io.Reader, stdout
 	stateFile := fs.String("state", "idlink-companion.json", "file keeping the simulated phone's keys (created with mode 0600)")
 	switch cmd {
 	case "enrol":
-		o := enrolOptions{}
-		fs.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "base URL (issuer) of a development-mode idlink server")
-		fs.StringVar(&o.Email, "email", "", "the account's email address")
-		fs.StringVar(&o.Password, "password", "", "the account's password")
-		fs.StringVar(&o.Phone, "phone", "", "the account's mobile number in E.164 form (+447700900123), to read the code from the outbox")
-		fromOutbox := fs.Bool("phone-code-from-outbox", true, "read the texted security code from the development outbox (otherwise from standard input)")
-		fs.StringVar(&o.Name, "name", "Simulated phone", "device name")
-		fs.StringVar(&o.Platform, "platform", "android", "device platform: android, ios or other")
-		fs.StringVar(&o.PushToken, "push-token", "", "push token to register (optional)")
-		fs.StringVar(&o.Origin, "origin", "", "WebAuthn origin the authenticator reports (default: the origin of -url)")
-		fs.StringVar(&o.RPID, "rp-id", "", "WebAuthn relying party id (default: the host of -url)")
-		if err := fs.Parse(args); err != nil {
-			return errUsage
-		}
-		if o.Email == "" || o.Password == "" || (*fromOutbox && o.Phone == "") {
-			return fmt.Errorf("%w: enrol needs -email, -password and -phone", errUsage)
-		}
-		if !*fromOutbox {
-			o.CodeFrom = stdin
-		}
-		st, err := enrol(ctx, o)
-		if err != nil {
-			return err
-		}
-		if err := st.save(*stateFile); err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(stdout, "enrolled device %s; keys in %s\n", st.DeviceID, *stateFile)
-		return err
+		return runEnrol(ctx, fs, stateFile, args, stdin, stdout)
 	case "whoami":
 		if err := fs.Parse(args); err != nil {
 			return errUsage
@@ -135,28 +107,7 @@ func run(ctx context.Context, cmd string, args []string, stdin io.Reader, stdout
 		}
 		return printJSON(stdout, out)
 	case "login":
-		o := loginOptions{}
-		fs.StringVar(&o.ClientID, "client-id", "idlink-demo-rp", "the relying party's client_id")
-		fs.StringVar(&o.RedirectURI, "redirect-uri", "http://localhost:8081/callback", "the relying party's registered redirect URI")
-		fs.StringVar(&o.KeyFile, "key-file", "./data/demo-client-key.pem", "the relying party's RSA private key (PEM), for private_key_jwt")
-		fs.StringVar(&o.Scope, "scope", "openid", "scopes to ask for")
-		fs.StringVar(&o.VTR, "vtr", `["P0.Cm"]`, "vectors of trust to ask for")
-		if err := fs.Parse(args); err != nil {
-			return errUsage
-		}
-		st, err := loadState(*stateFile)
-		if err != nil {
-			return err
-		}
-		claims, err := login(ctx, st, o)
-		// The counter moved even when the server refused the assertion.
-		if serr := st.save(*stateFile); serr != nil && err == nil {
-			err = serr
-		}
-		if err != nil {
-			return err
-		}
-		return printJSON(stdout, claims)
+		return runLogin(ctx, fs, stateFile, args, stdout)
 	case "listen":
 		o := listenOptions{In: stdin, Out: stdout}
 		fs.StringVar(&o.Auto, "auto", "", "answer by itself: deny, report or approve (default: read each answer from standard input)")
@@ -182,4 +133,65 @@ func run(ctx context.Context, cmd string, args []string, stdin io.Reader, stdout
 		return runLoad(ctx, o, stdout)
 	}
 	return fmt.Errorf("%w: unknown command %q (enrol, whoami, login, listen or load)", errUsage, cmd)
+}
+
+// runEnrol is the enrol command: sign in, enrol the simulated phone and
+// keep its keys in stateFile.
+func runEnrol(ctx context.Context, fs *flag.FlagSet, stateFile *string, args []string, stdin io.Reader, stdout io.Writer) error {
+	o := enrolOptions{}
+	fs.StringVar(&o.URL, "url", "http://127.0.0.1:8080", "base URL (issuer) of a development-mode idlink server")
+	fs.StringVar(&o.Email, "email", "", "the account's email address")
+	fs.StringVar(&o.Password, "password", "", "the account's password")
+	fs.StringVar(&o.Phone, "phone", "", "the account's mobile number in E.164 form (+447700900123), to read the code from the outbox")
+	fromOutbox := fs.Bool("phone-code-from-outbox", true, "read the texted security code from the development outbox (otherwise from standard input)")
+	fs.StringVar(&o.Name, "name", "Simulated phone", "device name")
+	fs.StringVar(&o.Platform, "platform", "android", "device platform: android, ios or other")
+	fs.StringVar(&o.PushToken, "push-token", "", "push token to register (optional)")
+	fs.StringVar(&o.Origin, "origin", "", "WebAuthn origin the authenticator reports (default: the origin of -url)")
+	fs.StringVar(&o.RPID, "rp-id", "", "WebAuthn relying party id (default: the host of -url)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if o.Email == "" || o.Password == "" || (*fromOutbox && o.Phone == "") {
+		return fmt.Errorf("%w: enrol needs -email, -password and -phone", errUsage)
+	}
+	if !*fromOutbox {
+		o.CodeFrom = stdin
+	}
+	st, err := enrol(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := st.save(*stateFile); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "enrolled device %s; keys in %s\n", st.DeviceID, *stateFile)
+	return err
+}
+
+// runLogin is the login command: a relying party's login answered by the
+// simulated phone's fido_auth_response.
+func runLogin(ctx context.Context, fs *flag.FlagSet, stateFile *string, args []string, stdout io.Writer) error {
+	o := loginOptions{}
+	fs.StringVar(&o.ClientID, "client-id", "idlink-demo-rp", "the relying party's client_id")
+	fs.StringVar(&o.RedirectURI, "redirect-uri", "http://localhost:8081/callback", "the relying party's registered redirect URI")
+	fs.StringVar(&o.KeyFile, "key-file", "./data/demo-client-key.pem", "the relying party's RSA private key (PEM), for private_key_jwt")
+	fs.StringVar(&o.Scope, "scope", "openid", "scopes to ask for")
+	fs.StringVar(&o.VTR, "vtr", `["P0.Cm"]`, "vectors of trust to ask for")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	st, err := loadState(*stateFile)
+	if err != nil {
+		return err
+	}
+	claims, err := login(ctx, st, o)
+	// The counter moved even when the server refused the assertion.
+	if serr := st.save(*stateFile); serr != nil && err == nil {
+		err = serr
+	}
+	if err != nil {
+		return err
+	}
+	return printJSON(stdout, claims)
 }

@@ -121,21 +121,7 @@ func clientCommand(ctx context.Context, app *cliApp, args []string) error {
 	clients := app.srv.OIDC.Clients()
 	switch args[0] {
 	case "create":
-		f := newClientFlags("client create", app.stderr)
-		if err := f.fs.Parse(args[1:]); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-		var c oidc.Client
-		c.ID = f.clientID
-		if err := f.apply(&c); err != nil {
-			return err
-		}
-		created, err := clients.Create(ctx, c)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(app.stdout, created.ID)
-		return nil
+		return clientCreate(ctx, app, clients, args[1:])
 	case "list":
 		all, err := clients.List(ctx)
 		if err != nil {
@@ -159,28 +145,7 @@ func clientCommand(ctx context.Context, app *cliApp, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(c)
 	case "update":
-		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
-			return fmt.Errorf("%w: client update CLIENT_ID [flags]", errUsage)
-		}
-		c, err := clients.Get(ctx, args[1])
-		if err != nil {
-			return err
-		}
-		f := newClientFlags("client update", app.stderr)
-		if err := f.fs.Parse(args[2:]); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-		if f.given()["client-id"] {
-			return fmt.Errorf("%w: a client_id cannot be changed", errUsage)
-		}
-		if err := f.apply(c); err != nil {
-			return err
-		}
-		if _, err := clients.Update(ctx, *c); err != nil {
-			return err
-		}
-		fmt.Fprintln(app.stdout, "updated", c.ID)
-		return nil
+		return clientUpdate(ctx, app, clients, args[1:])
 	case "delete":
 		if len(args) != 2 {
 			return fmt.Errorf("%w: client delete CLIENT_ID", errUsage)
@@ -194,6 +159,51 @@ func clientCommand(ctx context.Context, app *cliApp, args []string) error {
 		fmt.Fprint(app.stderr, clientUsage)
 		return fmt.Errorf("%w: unknown client command %q", errUsage, args[0])
 	}
+}
+
+// clientCreate is `client create [flags]`.
+func clientCreate(ctx context.Context, app *cliApp, clients *oidc.Clients, args []string) error {
+	f := newClientFlags("client create", app.stderr)
+	if err := f.fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	var c oidc.Client
+	c.ID = f.clientID
+	if err := f.apply(&c); err != nil {
+		return err
+	}
+	created, err := clients.Create(ctx, c)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(app.stdout, created.ID)
+	return nil
+}
+
+// clientUpdate is `client update CLIENT_ID [flags]`.
+func clientUpdate(ctx context.Context, app *cliApp, clients *oidc.Clients, args []string) error {
+	if len(args) < 1 || strings.HasPrefix(args[0], "-") {
+		return fmt.Errorf("%w: client update CLIENT_ID [flags]", errUsage)
+	}
+	c, err := clients.Get(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	f := newClientFlags("client update", app.stderr)
+	if err := f.fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if f.given()["client-id"] {
+		return fmt.Errorf("%w: a client_id cannot be changed", errUsage)
+	}
+	if err := f.apply(c); err != nil {
+		return err
+	}
+	if _, err := clients.Update(ctx, *c); err != nil {
+		return err
+	}
+	fmt.Fprintln(app.stdout, "updated", c.ID)
+	return nil
 }
 
 func keysCommand(ctx context.Context, app *cliApp, args []string) error {

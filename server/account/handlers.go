@@ -41,18 +41,26 @@ type Handlers struct {
 	signIn   SignIn
 	activity Activity
 	sessions SessionEnder
-	onReset  ResetHook // optional: see SetResetHook
+	onReset  ResetHook // nil: nothing else runs after a reset
 }
 
-// NewHandlers returns the account pages. SetSignIn must be called before
-// they serve.
-func NewHandlers(svc *Service, r *web.Renderer, activity Activity, sessions SessionEnder) *Handlers {
-	return &Handlers{svc: svc, r: r, activity: activity, sessions: sessions}
+// HandlerDeps are what the account pages are built from.
+type HandlerDeps struct {
+	Service  *Service
+	Renderer *web.Renderer
+	// SignIn signs a new account in (the login capability).
+	SignIn   SignIn
+	Activity Activity
+	Sessions SessionEnder
+	// OnReset, when set, runs after a password reset (forgetting
+	// remembered browsers, revoking grants).
+	OnReset ResetHook
 }
 
-// SetSignIn connects the login capability (which itself needs these
-// handlers to resume an unfinished signup).
-func (h *Handlers) SetSignIn(s SignIn) { h.signIn = s }
+// NewHandlers returns the account pages.
+func NewHandlers(d HandlerDeps) *Handlers {
+	return &Handlers{svc: d.Service, r: d.Renderer, signIn: d.SignIn, activity: d.Activity, sessions: d.Sessions, onReset: d.OnReset}
+}
 
 // Register mounts the account pages.
 func (h *Handlers) Register(p web.Pages) {
@@ -154,10 +162,11 @@ func validCode(raw string) (string, bool) {
 
 func (h *Handlers) accountPage(c fiber.Ctx) error {
 	s := web.Sess(c)
-	if s.AccountID() == "" {
+	id := web.SignedInAccount(s)
+	if id == "" {
 		return redirect(c, "/login")
 	}
-	acct, err := h.svc.Account(c.Context(), s.AccountID())
+	acct, err := h.svc.Account(c.Context(), id)
 	if errors.Is(err, ErrNotFound) {
 		s.Destroy()
 		return redirect(c, "/login")

@@ -17,10 +17,6 @@ type ResetHook interface {
 	PasswordReset(ctx context.Context, a audit.Actor, accountID string) error
 }
 
-// SetResetHook connects what must happen when a password is reset, beyond
-// ending the account's other sessions. Call it before the pages serve.
-func (h *Handlers) SetResetHook(hook ResetHook) { h.onReset = hook }
-
 // resetState is the password-reset journey's state: the link has been used
 // (AccountID), then the phone code (CodeOK), then a new password is set.
 type resetState struct {

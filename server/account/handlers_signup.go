@@ -207,14 +207,14 @@ func (h *Handlers) resendSubmit(c fiber.Ctx) error {
 
 // ResumePending shows the "check your email" page to someone who logged in
 // with the password of a registration whose link they have not followed.
-func (h *Handlers) ResumePending(c fiber.Ctx, signupID, email string) error {
+func ResumePending(c fiber.Ctx, signupID, email string) error {
 	saveSignup(c, signupState{Email: email, SignupID: signupID, Sent: true, PasswordProven: true})
 	return redirect(c, "/create-account/check-email")
 }
 
 // ResumePhone continues an account that has a verified email address but
 // no mobile number yet; the person has just typed their password.
-func (h *Handlers) ResumePhone(c fiber.Ctx, accountID string) error {
+func ResumePhone(c fiber.Ctx, accountID string) error {
 	web.Sess(c).Renew()
 	saveSignup(c, signupState{AccountID: accountID, PasswordHere: true})
 	return redirect(c, "/create-account/phone")

@@ -134,8 +134,9 @@ func (a *API) handleAnswer(c fiber.Ctx) error {
 	case errors.Is(err, push.ErrDeviceRemoved):
 		return a.reply(c, fail(http.StatusUnauthorized, CodeDeviceRemoved, "the device has been removed"))
 	case errors.Is(err, push.ErrAssertion):
-		code := registrationCode(err)
-		if code == "" || errors.Is(err, fido.ErrMalformed) {
+		kind := fido.Classify(err)
+		code := registrationCodes[kind]
+		if code == "" || kind == fido.KindMalformed {
 			code = CodeAssertionInvalid
 		}
 		return a.reply(c, fail(http.StatusUnprocessableEntity, code, "%s", err.Error()))

@@ -171,8 +171,11 @@ func TestPushApprovalOverStream(t *testing.T) {
 		require.Equal(t, http.StatusConflict, status, out)
 		require.Equal(t, "approval_closed", out["error"])
 
+		checks := e.s.PDSChecks(t)
 		pg = b.Submit(pg, "/login/approve", nil)
 		require.Equal(t, "P0.Cm", e.finish(r, b, pg), "a phone approval proves Cm")
+		require.Equal(t, 1, e.s.SignIns(t, e.s.AccountID(t, email), "password+push"), "one sign-in through login.SignIn")
+		require.Equal(t, checks+1, e.s.PDSChecks(t), "the per-login PDS check ran")
 		require.Eventually(t, func() bool { return e.auditCount("push.delivered", "websocket") == 1 }, 10*time.Second, 20*time.Millisecond,
 			"the delivery is audited once the phone acknowledges")
 

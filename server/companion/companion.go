@@ -392,29 +392,25 @@ func (a *API) handleEnrol(c fiber.Ctx) error {
 // registrationCode maps a refusal of FinishRegistration onto an API code,
 // or "" for a server failure.
 func registrationCode(err error) string {
-	for _, m := range []struct {
-		err  error
-		code string
-	}{
-		{fido.ErrCeremonyNotFound, CodeCeremonyNotFound},
-		{fido.ErrCeremonyExpired, CodeCeremonyExpired},
-		{fido.ErrMalformed, CodeCredentialMalformed},
-		{fido.ErrChallengeMismatch, CodeChallengeMismatch},
-		{fido.ErrOrigin, CodeOriginNotAllowed},
-		{fido.ErrRPID, CodeRPIDMismatch},
-		{fido.ErrUserVerification, CodeUserNotVerified},
-		{fido.ErrAAGUIDNotAllowed, CodeAuthenticatorRefused},
-		{fido.ErrBackupEligibleRefused, CodeAuthenticatorRefused},
-		{fido.ErrCredentialExists, CodeCredentialExists},
-		{fido.ErrSignature, CodeCredentialRejected},
-		{fido.ErrVerification, CodeCredentialRejected},
-		{fido.ErrInvalid, CodeInvalidRequest},
-	} {
-		if errors.Is(err, m.err) {
-			return m.code
-		}
-	}
-	return ""
+	return registrationCodes[fido.Classify(err)]
+}
+
+// registrationCodes are the API codes of fido's kinds of refusal; a kind
+// not listed (or a server failure) has none.
+var registrationCodes = map[fido.Kind]string{
+	fido.KindCeremonyNotFound:      CodeCeremonyNotFound,
+	fido.KindCeremonyExpired:       CodeCeremonyExpired,
+	fido.KindMalformed:             CodeCredentialMalformed,
+	fido.KindChallengeMismatch:     CodeChallengeMismatch,
+	fido.KindOrigin:                CodeOriginNotAllowed,
+	fido.KindRPID:                  CodeRPIDMismatch,
+	fido.KindUserVerification:      CodeUserNotVerified,
+	fido.KindAAGUIDNotAllowed:      CodeAuthenticatorRefused,
+	fido.KindBackupEligibleRefused: CodeAuthenticatorRefused,
+	fido.KindCredentialExists:      CodeCredentialExists,
+	fido.KindSignature:             CodeCredentialRejected,
+	fido.KindVerification:          CodeCredentialRejected,
+	fido.KindInvalid:               CodeInvalidRequest,
 }
 
 // localDevice is where deviceAuth leaves the authenticated device.

@@ -23,6 +23,7 @@ import (
 	"github.com/idlink/idlink/fido"
 	"github.com/idlink/idlink/migrations/dbtest"
 	"github.com/idlink/idlink/server/companion"
+	"github.com/idlink/idlink/server/login"
 	idp "github.com/idlink/idlink/server/oidc"
 	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/servertest"
@@ -205,8 +206,11 @@ func TestBiometricLogin(t *testing.T) {
 		// A biometric login in a browser with no session: consent the
 		// first time, then straight back with P0.Cm.
 		resp := e.fidoResponse(p)
+		checks := e.s.PDSChecks(t)
 		q, verifier := r.authorize(e.stoppingBrowser(), resp, `["P0.Cm"]`)
 		require.NotEmpty(t, q.Get("code"), q)
+		require.Equal(t, 1, e.s.SignIns(t, e.s.AccountID(t, email), login.MethodFIDOAuthResponse), "one sign-in through login.SignIn")
+		require.Equal(t, checks+1, e.s.PDSChecks(t), "the per-login PDS check ran")
 		require.Equal(t, "P0.Cm", r.claims(q.Get("code"), verifier)["vot"])
 		require.Equal(t, 1, e.auditCount("authorize.fido_login", p.deviceID))
 

@@ -44,9 +44,12 @@ type Config struct {
 	NotifyBaseURL   string            // IDLINK_NOTIFY_BASE_URL
 	NotifyTemplates map[string]string // IDLINK_NOTIFY_TEMPLATES: kind=template-id,…
 
-	TermsVersion      string        // IDLINK_TERMS_VERSION
-	SessionIdle       time.Duration // IDLINK_SESSION_IDLE
-	SessionAbsolute   time.Duration // IDLINK_SESSION_ABSOLUTE
+	TermsVersion    string        // IDLINK_TERMS_VERSION
+	SessionIdle     time.Duration // IDLINK_SESSION_IDLE
+	SessionAbsolute time.Duration // IDLINK_SESSION_ABSOLUTE
+	// StaffLoginMaxAge bounds how old the passkey or app login of an ID
+	// checker may be for the back office (IDLINK_STAFF_LOGIN_MAX_AGE).
+	StaffLoginMaxAge  time.Duration
 	TrustedProxies    []string      // IDLINK_TRUSTED_PROXIES: comma-separated IPs or CIDRs
 	MaxHashes         int           // IDLINK_MAX_CONCURRENT_HASHES: 0 = number of CPUs
 	AdminToken        string        // IDLINK_ADMIN_TOKEN: bearer token of the admin API
@@ -117,98 +120,169 @@ func (c Config) HTTPS() bool { return strings.HasPrefix(c.Issuer, "https://") }
 
 // Load reads the configuration through getenv (os.Getenv in production;
 // a map in tests). It creates the data directory and, in development only,
-// the secret key file.
+// the secret key file. Each section of the configuration is read by a
+// function of its own; every error found is returned, joined.
 func Load(getenv func(string) string) (Config, error) {
-	get := func(k, def string) string {
-		if v := strings.TrimSpace(getenv(k)); v != "" {
-			return v
-		}
-		return def
+	l := &loader{getenv: getenv}
+	var c Config
+	l.server(&c)
+	l.sessions(&c)
+	l.accountLife(&c)
+	l.notify(&c)
+	l.oidc(&c)
+	l.webAuthn(&c)
+	l.push(&c)
+	l.identity(&c)
+	l.secretKey(&c)
+	if c.Env == Production {
+		l.production(&c)
 	}
-	c := Config{
-		Env:            get("IDLINK_ENV", Development),
-		Addr:           get("IDLINK_ADDR", "127.0.0.1:8080"),
-		Issuer:         strings.TrimRight(get("IDLINK_ISSUER", "http://localhost:8080"), "/"),
-		DataDir:        get("IDLINK_DATA_DIR", "./data"),
-		NotifyProvider: get("IDLINK_NOTIFY_PROVIDER", "sandbox"),
-		NotifyAPIKey:   get("IDLINK_NOTIFY_API_KEY", ""),
-		NotifyBaseURL:  get("IDLINK_NOTIFY_BASE_URL", "https://api.notifications.service.gov.uk"),
-		TermsVersion:   get("IDLINK_TERMS_VERSION", "2026-01"),
-		AdminToken:     get("IDLINK_ADMIN_TOKEN", ""),
-		LogLevel:       get("IDLINK_LOG_LEVEL", "info"),
-	}
-	var errs []error
-	bad := func(format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...))
+	if len(l.errs) > 0 {
+		return c, errors.Join(l.errs...)
 	}
 
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return c, fmt.Errorf("create data directory: %w", err)
+	}
+	if c.SecretKey == nil { // development only, checked by production
+		var err error
+		if c.SecretKey, err = devKey(filepath.Join(c.DataDir, "secret.key")); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// loader reads variables and collects what is wrong with them.
+type loader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+// get returns the variable k trimmed of spaces, or def when it is empty.
+func (l *loader) get(k, def string) string {
+	if v := strings.TrimSpace(l.getenv(k)); v != "" {
+		return v
+	}
+	return def
+}
+
+// bad records an error wrapping ErrInvalid.
+func (l *loader) bad(format string, a ...any) {
+	l.errs = append(l.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...))
+}
+
+// duration reads the variable k (default def) as a duration.
+func (l *loader) duration(k, def string) time.Duration {
+	d, err := duration(l.get(k, def))
+	if err != nil {
+		l.bad("%s: %v", k, err)
+	}
+	return d
+}
+
+// server reads the process's own settings: environment, addresses, data
+// directory, database, logging, the admin token and proxies.
+func (l *loader) server(c *Config) {
+	c.Env = l.get("IDLINK_ENV", Development)
+	c.Addr = l.get("IDLINK_ADDR", "127.0.0.1:8080")
+	c.Issuer = strings.TrimRight(l.get("IDLINK_ISSUER", "http://localhost:8080"), "/")
+	c.DataDir = l.get("IDLINK_DATA_DIR", "./data")
+	c.TermsVersion = l.get("IDLINK_TERMS_VERSION", "2026-01")
+	c.AdminToken = l.get("IDLINK_ADMIN_TOKEN", "")
+	c.LogLevel = l.get("IDLINK_LOG_LEVEL", "info")
 	if c.Env != Development && c.Env != Production {
-		bad("IDLINK_ENV must be %q or %q, not %q", Development, Production, c.Env)
+		l.bad("IDLINK_ENV must be %q or %q, not %q", Development, Production, c.Env)
 	}
-	c.DatabaseURL = get("IDLINK_DATABASE_URL", "sqlite:"+migrations.SQLitePath(c.DataDir))
+	c.DatabaseURL = l.get("IDLINK_DATABASE_URL", "sqlite:"+migrations.SQLitePath(c.DataDir))
 	c.DemoClientKeyPath = filepath.Join(c.DataDir, "demo-client-key.pem")
-
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		bad("IDLINK_ISSUER must be an absolute http(s) URL without query or fragment, not %q", c.Issuer)
+		l.bad("IDLINK_ISSUER must be an absolute http(s) URL without query or fragment, not %q", c.Issuer)
 	}
+	c.ShutdownTimeout = l.duration("IDLINK_SHUTDOWN_TIMEOUT", "20s")
 	var err error
-	if c.SessionIdle, err = duration(get("IDLINK_SESSION_IDLE", "30m")); err != nil {
-		bad("IDLINK_SESSION_IDLE: %v", err)
+	if c.MaxHashes, err = strconv.Atoi(l.get("IDLINK_MAX_CONCURRENT_HASHES", "0")); err != nil || c.MaxHashes < 0 {
+		l.bad("IDLINK_MAX_CONCURRENT_HASHES must be a whole number ≥ 0")
 	}
-	if c.SessionAbsolute, err = duration(get("IDLINK_SESSION_ABSOLUTE", "12h")); err != nil {
-		bad("IDLINK_SESSION_ABSOLUTE: %v", err)
+	c.TrustedProxies = splitComma(l.get("IDLINK_TRUSTED_PROXIES", ""))
+	c.StreamAddr = l.get("IDLINK_STREAM_ADDR", "")
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		l.bad("IDLINK_LOG_LEVEL must be debug, info, warn or error")
 	}
-	if c.ShutdownTimeout, err = duration(get("IDLINK_SHUTDOWN_TIMEOUT", "20s")); err != nil {
-		bad("IDLINK_SHUTDOWN_TIMEOUT: %v", err)
+}
+
+// sessions reads the browser sessions' lifetimes.
+func (l *loader) sessions(c *Config) {
+	c.SessionIdle = l.duration("IDLINK_SESSION_IDLE", "30m")
+	c.SessionAbsolute = l.duration("IDLINK_SESSION_ABSOLUTE", "12h")
+	if c.StaffLoginMaxAge = l.duration("IDLINK_STAFF_LOGIN_MAX_AGE", "12h"); c.StaffLoginMaxAge <= 0 {
+		l.bad("IDLINK_STAFF_LOGIN_MAX_AGE must be a positive duration such as 12h")
 	}
-	if c.MaxHashes, err = strconv.Atoi(get("IDLINK_MAX_CONCURRENT_HASHES", "0")); err != nil || c.MaxHashes < 0 {
-		bad("IDLINK_MAX_CONCURRENT_HASHES must be a whole number ≥ 0")
+}
+
+// accountLife reads how recent a login must be for sensitive changes and
+// when unused accounts are closed.
+func (l *loader) accountLife(c *Config) {
+	c.RecentLogin = l.duration("IDLINK_RECENT_LOGIN", "15m")
+	c.CloseUnusedAfter = l.duration("IDLINK_CLOSE_UNUSED_AFTER", "17520h")
+	c.ClosureWarning = l.duration("IDLINK_CLOSURE_WARNING", "720h")
+	if c.ClosureWarning <= 0 || c.ClosureWarning >= c.CloseUnusedAfter {
+		l.bad("IDLINK_CLOSURE_WARNING must be a positive duration shorter than IDLINK_CLOSE_UNUSED_AFTER")
 	}
-	for _, p := range strings.Split(get("IDLINK_TRUSTED_PROXIES", ""), ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			c.TrustedProxies = append(c.TrustedProxies, p)
-		}
-	}
+}
+
+// notify reads how texts and emails are sent.
+func (l *loader) notify(c *Config) {
+	c.NotifyProvider = l.get("IDLINK_NOTIFY_PROVIDER", "sandbox")
+	c.NotifyAPIKey = l.get("IDLINK_NOTIFY_API_KEY", "")
+	c.NotifyBaseURL = l.get("IDLINK_NOTIFY_BASE_URL", "https://api.notifications.service.gov.uk")
 	switch c.NotifyProvider {
 	case "sandbox":
 	case "notify":
 		if c.NotifyAPIKey == "" {
-			bad("IDLINK_NOTIFY_PROVIDER=notify needs IDLINK_NOTIFY_API_KEY")
+			l.bad("IDLINK_NOTIFY_PROVIDER=notify needs IDLINK_NOTIFY_API_KEY")
 		}
 	default:
-		bad("IDLINK_NOTIFY_PROVIDER must be sandbox or notify, not %q", c.NotifyProvider)
+		l.bad("IDLINK_NOTIFY_PROVIDER must be sandbox or notify, not %q", c.NotifyProvider)
 	}
 	c.NotifyTemplates = map[string]string{}
-	for _, kv := range strings.Split(get("IDLINK_NOTIFY_TEMPLATES", ""), ",") {
-		if kv = strings.TrimSpace(kv); kv == "" {
-			continue
-		}
+	for _, kv := range splitComma(l.get("IDLINK_NOTIFY_TEMPLATES", "")) {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" || v == "" {
-			bad("IDLINK_NOTIFY_TEMPLATES entries are kind=template-id, not %q", kv)
+			l.bad("IDLINK_NOTIFY_TEMPLATES entries are kind=template-id, not %q", kv)
 			continue
 		}
 		c.NotifyTemplates[k] = v
 	}
+}
+
+// oidc reads the OpenID Connect provider's settings: the relying parties
+// that may assert a login to another.
+func (l *loader) oidc(c *Config) {
 	c.AssertedLoginPairs = map[string][]string{}
-	for _, pair := range strings.Split(get("IDLINK_ASSERTED_LOGIN_PAIRS", ""), ",") {
-		if pair = strings.TrimSpace(pair); pair == "" {
-			continue
-		}
+	for _, pair := range splitComma(l.get("IDLINK_ASSERTED_LOGIN_PAIRS", "")) {
 		from, to, ok := strings.Cut(pair, ">")
-		if !ok || strings.TrimSpace(from) == "" || strings.TrimSpace(to) == "" {
-			bad("IDLINK_ASSERTED_LOGIN_PAIRS entries are from>to client ids, not %q", pair)
+		from, to = strings.TrimSpace(from), strings.TrimSpace(to)
+		if !ok || from == "" || to == "" {
+			l.bad("IDLINK_ASSERTED_LOGIN_PAIRS entries are from>to client ids, not %q", pair)
 			continue
 		}
-		c.AssertedLoginPairs[strings.TrimSpace(from)] = append(c.AssertedLoginPairs[strings.TrimSpace(from)], strings.TrimSpace(to))
+		c.AssertedLoginPairs[from] = append(c.AssertedLoginPairs[from], to)
 	}
+}
+
+// webAuthn reads the relying party of passkeys and app credentials, which
+// passkeys are allowed, and how long a browser is remembered.
+func (l *loader) webAuthn(c *Config) {
 	if u, err := url.Parse(c.Issuer); err == nil {
 		rpid, origins := u.Hostname(), u.Scheme+"://"+u.Host
 		if net.ParseIP(rpid) != nil {
 			// WebAuthn refuses an IP address as relying-party id. In
 			// development, passkeys then work at http://localhost:PORT.
-			if c.Env == Production && getenv("IDLINK_WEBAUTHN_RP_ID") == "" {
-				bad("the issuer's host %s is an IP address, which WebAuthn cannot use: set IDLINK_WEBAUTHN_RP_ID to the domain", rpid)
+			if c.Env == Production && l.getenv("IDLINK_WEBAUTHN_RP_ID") == "" {
+				l.bad("the issuer's host %s is an IP address, which WebAuthn cannot use: set IDLINK_WEBAUTHN_RP_ID to the domain", rpid)
 			}
 			rpid = "localhost"
 			origins = "http://localhost"
@@ -216,107 +290,92 @@ func Load(getenv func(string) string) (Config, error) {
 				origins += ":" + p
 			}
 		}
-		c.WebAuthnRPID = get("IDLINK_WEBAUTHN_RP_ID", rpid)
-		c.WebAuthnOrigins = splitComma(get("IDLINK_WEBAUTHN_ORIGINS", origins))
+		c.WebAuthnRPID = l.get("IDLINK_WEBAUTHN_RP_ID", rpid)
+		c.WebAuthnOrigins = splitComma(l.get("IDLINK_WEBAUTHN_ORIGINS", origins))
 	}
-	if c.RememberDevice, err = duration(get("IDLINK_REMEMBER_DEVICE_FOR", "4380h")); err != nil {
-		bad("IDLINK_REMEMBER_DEVICE_FOR: %v", err)
-	}
-	c.PasskeyAAGUIDs = splitComma(get("IDLINK_PASSKEY_AAGUIDS", ""))
-	if c.PushTTL, err = duration(get("IDLINK_PUSH_TTL", "60s")); err != nil || c.PushTTL < 10*time.Second || c.PushTTL > 10*time.Minute {
-		bad("IDLINK_PUSH_TTL must be a duration from 10s to 10m")
-	}
-	c.PDSProvider = get("IDLINK_PDS_PROVIDER", "sandbox")
-	c.PDSBaseURL = get("IDLINK_PDS_BASE_URL", "")
-	c.PDSTokenURL = get("IDLINK_PDS_TOKEN_URL", "")
-	c.PDSClientID = get("IDLINK_PDS_CLIENT_ID", "")
-	c.PDSKeyFile = get("IDLINK_PDS_KEY_FILE", "")
-	c.PDSKeyID = get("IDLINK_PDS_KEY_ID", "")
-	switch c.PDSProvider {
-	case "sandbox":
-	case "fhir":
-		if c.PDSBaseURL == "" || c.PDSTokenURL == "" || c.PDSClientID == "" || c.PDSKeyFile == "" || c.PDSKeyID == "" {
-			bad("IDLINK_PDS_PROVIDER=fhir needs IDLINK_PDS_BASE_URL, IDLINK_PDS_TOKEN_URL, IDLINK_PDS_CLIENT_ID, IDLINK_PDS_KEY_FILE and IDLINK_PDS_KEY_ID")
-		}
-	default:
-		bad("IDLINK_PDS_PROVIDER must be sandbox or fhir")
-	}
-	c.MediaDir = get("IDLINK_MEDIA_DIR", filepath.Join(c.DataDir, "media"))
-	if c.MediaRetention, err = duration(get("IDLINK_MEDIA_RETENTION", "168h")); err != nil || c.MediaRetention <= 0 {
-		bad("IDLINK_MEDIA_RETENTION must be a positive duration")
-	}
-	if c.MaxUpload, err = strconv.Atoi(get("IDLINK_MAX_UPLOAD_MB", "64")); err != nil || c.MaxUpload < 2 || c.MaxUpload > 512 {
-		bad("IDLINK_MAX_UPLOAD_MB must be a number of megabytes from 2 to 512")
-	}
-	c.MaxUpload <<= 20
-	if c.RecentLogin, err = duration(get("IDLINK_RECENT_LOGIN", "15m")); err != nil {
-		bad("IDLINK_RECENT_LOGIN: %v", err)
-	}
-	if c.CloseUnusedAfter, err = duration(get("IDLINK_CLOSE_UNUSED_AFTER", "17520h")); err != nil {
-		bad("IDLINK_CLOSE_UNUSED_AFTER: %v", err)
-	}
-	if c.ClosureWarning, err = duration(get("IDLINK_CLOSURE_WARNING", "720h")); err != nil || c.ClosureWarning >= c.CloseUnusedAfter {
-		bad("IDLINK_CLOSURE_WARNING must be a positive duration shorter than IDLINK_CLOSE_UNUSED_AFTER")
-	}
-	c.StreamAddr = get("IDLINK_STREAM_ADDR", "")
-	c.FCMProjectID = get("IDLINK_FCM_PROJECT_ID", "")
-	c.FCMCredentialsFile = get("IDLINK_FCM_CREDENTIALS_FILE", "")
-	c.FCMEndpoint = get("IDLINK_FCM_ENDPOINT", "")
-	if c.FCMEndpoint != "" && c.FCMProjectID == "" {
-		bad("IDLINK_FCM_ENDPOINT needs IDLINK_FCM_PROJECT_ID")
-	}
-	switch v := get("IDLINK_REFUSE_SYNCED_PASSKEYS", "false"); v {
+	c.RememberDevice = l.duration("IDLINK_REMEMBER_DEVICE_FOR", "4380h")
+	c.PasskeyAAGUIDs = splitComma(l.get("IDLINK_PASSKEY_AAGUIDS", ""))
+	switch v := l.get("IDLINK_REFUSE_SYNCED_PASSKEYS", "false"); v {
 	case "true", "1":
 		c.RefuseSyncedPasskeys = true
 	case "false", "0":
 	default:
-		bad("IDLINK_REFUSE_SYNCED_PASSKEYS must be true or false")
+		l.bad("IDLINK_REFUSE_SYNCED_PASSKEYS must be true or false")
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
+}
+
+// push reads phone approvals' settings: the requests' lifetime and FCM.
+func (l *loader) push(c *Config) {
+	var err error
+	if c.PushTTL, err = duration(l.get("IDLINK_PUSH_TTL", "60s")); err != nil || c.PushTTL < 10*time.Second || c.PushTTL > 10*time.Minute {
+		l.bad("IDLINK_PUSH_TTL must be a duration from 10s to 10m")
+	}
+	c.FCMProjectID = l.get("IDLINK_FCM_PROJECT_ID", "")
+	c.FCMCredentialsFile = l.get("IDLINK_FCM_CREDENTIALS_FILE", "")
+	c.FCMEndpoint = l.get("IDLINK_FCM_ENDPOINT", "")
+	if c.FCMEndpoint != "" && c.FCMProjectID == "" {
+		l.bad("IDLINK_FCM_ENDPOINT needs IDLINK_FCM_PROJECT_ID")
+	}
+}
+
+// identity reads identity proofing's settings: PDS and the evidence store.
+func (l *loader) identity(c *Config) {
+	c.PDSProvider = l.get("IDLINK_PDS_PROVIDER", "sandbox")
+	c.PDSBaseURL = l.get("IDLINK_PDS_BASE_URL", "")
+	c.PDSTokenURL = l.get("IDLINK_PDS_TOKEN_URL", "")
+	c.PDSClientID = l.get("IDLINK_PDS_CLIENT_ID", "")
+	c.PDSKeyFile = l.get("IDLINK_PDS_KEY_FILE", "")
+	c.PDSKeyID = l.get("IDLINK_PDS_KEY_ID", "")
+	switch c.PDSProvider {
+	case "sandbox":
+	case "fhir":
+		if c.PDSBaseURL == "" || c.PDSTokenURL == "" || c.PDSClientID == "" || c.PDSKeyFile == "" || c.PDSKeyID == "" {
+			l.bad("IDLINK_PDS_PROVIDER=fhir needs IDLINK_PDS_BASE_URL, IDLINK_PDS_TOKEN_URL, IDLINK_PDS_CLIENT_ID, IDLINK_PDS_KEY_FILE and IDLINK_PDS_KEY_ID")
+		}
 	default:
-		bad("IDLINK_LOG_LEVEL must be debug, info, warn or error")
+		l.bad("IDLINK_PDS_PROVIDER must be sandbox or fhir")
 	}
+	c.MediaDir = l.get("IDLINK_MEDIA_DIR", filepath.Join(c.DataDir, "media"))
+	var err error
+	if c.MediaRetention, err = duration(l.get("IDLINK_MEDIA_RETENTION", "168h")); err != nil || c.MediaRetention <= 0 {
+		l.bad("IDLINK_MEDIA_RETENTION must be a positive duration")
+	}
+	if c.MaxUpload, err = strconv.Atoi(l.get("IDLINK_MAX_UPLOAD_MB", "64")); err != nil || c.MaxUpload < 2 || c.MaxUpload > 512 {
+		l.bad("IDLINK_MAX_UPLOAD_MB must be a number of megabytes from 2 to 512")
+	}
+	c.MaxUpload <<= 20
+}
 
-	if raw := get("IDLINK_SECRET_KEY", ""); raw != "" {
+// secretKey reads the master key, when given.
+func (l *loader) secretKey(c *Config) {
+	if raw := l.get("IDLINK_SECRET_KEY", ""); raw != "" {
+		var err error
 		if c.SecretKey, err = decodeKey(raw); err != nil {
-			bad("IDLINK_SECRET_KEY: %v", err)
+			l.bad("IDLINK_SECRET_KEY: %v", err)
 		}
 	}
+}
 
-	if c.Env == Production {
-		if c.PDSProvider == "sandbox" {
-			bad("production cannot use the PDS sandbox (set IDLINK_PDS_PROVIDER=fhir)")
-		}
-		if c.FCMEndpoint != "" && c.FCMCredentialsFile == "" {
-			bad("production cannot send to IDLINK_FCM_ENDPOINT without IDLINK_FCM_CREDENTIALS_FILE (requests would go unauthenticated)")
-		}
-		if c.NotifyProvider == "sandbox" {
-			bad("production cannot use the sandbox notification provider (set IDLINK_NOTIFY_PROVIDER=notify)")
-		}
-		if !c.HTTPS() {
-			bad("production needs an https IDLINK_ISSUER, not %q", c.Issuer)
-		}
-		if c.SecretKey == nil {
-			bad("production needs IDLINK_SECRET_KEY (32 random bytes, hex or base64)")
-		}
-		if c.AdminToken != "" && len(c.AdminToken) < 32 {
-			bad("IDLINK_ADMIN_TOKEN must be at least 32 characters in production")
-		}
+// production refuses what is only fit for development.
+func (l *loader) production(c *Config) {
+	if c.PDSProvider == "sandbox" {
+		l.bad("production cannot use the PDS sandbox (set IDLINK_PDS_PROVIDER=fhir)")
 	}
-	if len(errs) > 0 {
-		return c, errors.Join(errs...)
+	if c.FCMEndpoint != "" && c.FCMCredentialsFile == "" {
+		l.bad("production cannot send to IDLINK_FCM_ENDPOINT without IDLINK_FCM_CREDENTIALS_FILE (requests would go unauthenticated)")
 	}
-
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return c, fmt.Errorf("create data directory: %w", err)
+	if c.NotifyProvider == "sandbox" {
+		l.bad("production cannot use the sandbox notification provider (set IDLINK_NOTIFY_PROVIDER=notify)")
 	}
-	if c.SecretKey == nil { // development only, checked above
-		if c.SecretKey, err = devKey(filepath.Join(c.DataDir, "secret.key")); err != nil {
-			return c, err
-		}
+	if !c.HTTPS() {
+		l.bad("production needs an https IDLINK_ISSUER, not %q", c.Issuer)
 	}
-	return c, nil
+	if c.SecretKey == nil {
+		l.bad("production needs IDLINK_SECRET_KEY (32 random bytes, hex or base64)")
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 32 {
+		l.bad("IDLINK_ADMIN_TOKEN must be at least 32 characters in production")
+	}
 }
 
 // FromEnvironment is Load(os.Getenv).

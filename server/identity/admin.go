@@ -38,6 +38,12 @@ type AdminSignIn interface {
 type AdminDeps struct {
 	Login    AdminSignIn
 	Renderer *web.Renderer
+	// LoginMaxAge bounds the age of the phishing-resistant login (a
+	// passkey or the app: Cm) the back office needs; older, the person
+	// logs in again. Zero means 12 hours.
+	LoginMaxAge time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // Admin serves the back-office pages. It is safe for concurrent use.
@@ -47,7 +53,15 @@ type Admin struct {
 }
 
 // NewAdmin returns the back-office pages over s.
-func NewAdmin(s *Service, d AdminDeps) *Admin { return &Admin{s: s, d: d} }
+func NewAdmin(s *Service, d AdminDeps) *Admin {
+	if d.LoginMaxAge <= 0 {
+		d.LoginMaxAge = 12 * time.Hour
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Admin{s: s, d: d}
+}
 
 // Back-office paths and limits.
 const (
@@ -87,12 +101,13 @@ func adminCheckPath(id string) string { return AdminPath + "/checks/" + id }
 
 // staffOnly returns the signed-in staff member. Otherwise it answers the
 // request and ok is false: a login asking for a passkey when the session
-// has not proven one (returning to returnTo), or a 403 page for someone
+// has not proven one on idlink itself within LoginMaxAge (returning to
+// returnTo), or a 403 page for someone
 // who is not staff. Evidence requests (media) never start a login: an
 // <img> or <video> must not replace the session's login journey.
 func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool) (Staff, bool, error) {
 	auth, signedIn := a.d.Login.Current(c)
-	if !signedIn || !auth.Credentials.Has(trust.Cm) {
+	if !signedIn || !auth.Credentials.Has(trust.Cm) || a.d.Now().Sub(auth.AuthTime) > a.d.LoginMaxAge {
 		if media {
 			a.refused(c, auth.AccountID, "no_passkey_login")
 			return Staff{}, false, a.d.Renderer.ErrorPage(c, http.StatusForbidden, "You do not have access",
@@ -138,17 +153,8 @@ func (a *Admin) refused(c fiber.Ctx, accountID, reason string) {
 	a.s.record(c.Context(), web.Actor(c), "admin.access_refused", false, accountID, detail)
 }
 
-const adminNoticeKey = "admin_notice"
-
-func adminFlash(c fiber.Ctx, msg string) { web.Sess(c).Put(adminNoticeKey, msg) }
-
-func adminTakeNotice(c fiber.Ctx) string {
-	var n string
-	if web.Sess(c).Get(adminNoticeKey, &n) {
-		web.Sess(c).Delete(adminNoticeKey)
-	}
-	return n
-}
+// adminNotice is a one-time confirmation for the back office's next page.
+const adminNotice = web.Notice("admin_notice")
 
 func adminSeeOther(c fiber.Ctx, to string) error {
 	return c.Redirect().Status(http.StatusSeeOther).To(to)
@@ -189,7 +195,7 @@ func (a *Admin) queuePage(c fiber.Ctx) error {
 	if !ok {
 		return err
 	}
-	return a.renderQueue(c, m, adminTakeNotice(c))
+	return a.renderQueue(c, m, adminNotice.Take(c))
 }
 
 func (a *Admin) renderQueue(c fiber.Ctx, m Staff, notice string) error {
@@ -240,7 +246,7 @@ func (a *Admin) claim(c fiber.Ctx) error {
 	_, err = a.s.Claim(c.Context(), web.Actor(c), m, id)
 	switch {
 	case errors.Is(err, ErrClaimed):
-		adminFlash(c, adminMsgClaimed)
+		adminNotice.Set(c, adminMsgClaimed)
 		return adminSeeOther(c, AdminPath)
 	case errors.Is(err, ErrNotFound):
 		return a.notFound(c)
@@ -310,7 +316,7 @@ func (a *Admin) reviewing(c fiber.Ctx, m Staff) (Check, bool, error) {
 		return Check{}, false, err
 	}
 	if ch.Status == CheckSubmitted {
-		adminFlash(c, adminMsgNotClaimed)
+		adminNotice.Set(c, adminMsgNotClaimed)
 		return Check{}, false, adminSeeOther(c, AdminPath)
 	}
 	if ch.Status != CheckInReview || ch.ClaimedBy == nil || *ch.ClaimedBy != m.AccountID {
@@ -350,7 +356,7 @@ func (a *Admin) checkPage(c fiber.Ctx) error {
 		return err
 	}
 	v := a.checkView(ch)
-	v.Notice = adminTakeNotice(c)
+	v.Notice = adminNotice.Take(c)
 	return a.renderCheck(c, v)
 }
 
@@ -504,6 +510,46 @@ func (a *Admin) decide(c fiber.Ctx) error {
 		return err
 	}
 	v := a.checkView(ch)
+	d := readDecision(c, &v)
+	if len(v.Errors) > 0 {
+		return a.renderCheck(c, v)
+	}
+	_, err = a.s.Decide(c.Context(), web.Actor(c), m, ch.ID, d)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrClaimed):
+		adminNotice.Set(c, adminMsgDecided)
+		return adminSeeOther(c, AdminPath)
+	case errors.Is(err, ErrNotFound):
+		return a.notFound(c)
+	default:
+		msg, status, known := adminMessage(err)
+		if !known {
+			return err
+		}
+		field := "nhs_number"
+		if errors.Is(err, ErrInvalid) && !strings.Contains(adminInvalidDetail(err), "NHS number") {
+			field = "id_valid"
+			if !d.Approve {
+				field = "reason"
+			}
+		}
+		v.Errors.Add(field, msg)
+		v.StatusCode = status
+		return a.renderCheck(c, v)
+	}
+	if d.Approve {
+		adminNotice.Set(c, "Check approved. The NHS number is connected to the account and its identity is now proven (P9).")
+	} else {
+		adminNotice.Set(c, "Check rejected. The person has been told the reason.")
+	}
+	return adminSeeOther(c, AdminPath)
+}
+
+// readDecision reads a reviewer's decision form into v's values, adds an
+// error to v for each answer that is missing or wrong, and returns the
+// decision.
+func readDecision(c fiber.Ctx, v *web.View) Decision {
 	decision := c.FormValue("decision")
 	rawValid, rawFace := c.FormValue("id_valid"), c.FormValue("face_match")
 	nhs := strings.TrimSpace(c.FormValue("nhs_number"))
@@ -541,39 +587,7 @@ func (a *Admin) decide(c fiber.Ctx) error {
 	default:
 		v.Errors.Add("id_valid", "Choose Approve or Reject")
 	}
-	if len(v.Errors) > 0 {
-		return a.renderCheck(c, v)
-	}
-	_, err = a.s.Decide(c.Context(), web.Actor(c), m, ch.ID, d)
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrClaimed):
-		adminFlash(c, adminMsgDecided)
-		return adminSeeOther(c, AdminPath)
-	case errors.Is(err, ErrNotFound):
-		return a.notFound(c)
-	default:
-		msg, status, known := adminMessage(err)
-		if !known {
-			return err
-		}
-		field := "nhs_number"
-		if errors.Is(err, ErrInvalid) && !strings.Contains(adminInvalidDetail(err), "NHS number") {
-			field = "id_valid"
-			if !d.Approve {
-				field = "reason"
-			}
-		}
-		v.Errors.Add(field, msg)
-		v.StatusCode = status
-		return a.renderCheck(c, v)
-	}
-	if d.Approve {
-		adminFlash(c, "Check approved. The NHS number is connected to the account and its identity is now proven (P9).")
-	} else {
-		adminFlash(c, "Check rejected. The person has been told the reason.")
-	}
-	return adminSeeOther(c, AdminPath)
+	return d
 }
 
 // ---- evidence ----

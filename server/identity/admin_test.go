@@ -104,7 +104,11 @@ func (s *admSignIn) Current(c fiber.Ctx) (login.Auth, bool) {
 	if c.Get("X-Test-Cm") == "1" {
 		creds = trust.Credentials{trust.Cm}
 	}
-	return login.Auth{AccountID: id, Credentials: creds, AuthTime: time.Now()}, true
+	authTime := time.Now()
+	if age, err := time.ParseDuration(c.Get("X-Test-Login-Age")); err == nil {
+		authTime = authTime.Add(-age)
+	}
+	return login.Auth{AccountID: id, Credentials: creds, AuthTime: authTime}, true
 }
 
 func (s *admSignIn) Start(c fiber.Ctx, req login.Request) error {
@@ -355,6 +359,16 @@ func TestAdminAccess(t *testing.T) {
 		require.Contains(t, r.body, c.ID)
 		require.Contains(t, r.body, "Passport")
 		require.Equal(t, "no-store", r.header.Get("Cache-Control"))
+
+		// A passkey login older than the limit (12 hours by default) is
+		// asked again, forced; just inside it is enough.
+		r = e.browser("checker", true).do(http.MethodGet, "/admin", nil, "X-Test-Login-Age", "12h1m")
+		require.Equal(t, http.StatusSeeOther, r.status)
+		req = e.signIn.last()
+		require.Equal(t, []trust.Credentials{{trust.Cm}}, req.Want)
+		require.True(t, req.Force)
+		r = e.browser("checker", true).do(http.MethodGet, "/admin", nil, "X-Test-Login-Age", "11h59m")
+		require.Equal(t, http.StatusOK, r.status)
 
 		// Removing the role takes access away.
 		require.NoError(t, e.svc.SetStaff(context.Background(), audit.Actor{}, "checker", ""))

@@ -31,10 +31,9 @@ const (
 	ProvePhotoPath   = "/prove/photo"
 )
 
-// NoticeKey is the session key of a one-time confirmation ("You have
-// proved your identity (level P5)") left for the page the person is sent
-// to next; that page shows it with TakeNotice.
-const NoticeKey = "identity_notice"
+// proveNotice is a one-time confirmation ("You have proved your identity
+// (level P5)") left for the page the person is sent to next.
+const proveNotice = web.Notice("identity_notice")
 
 // PhotoReviewWorkingDays is how long the ID checking team usually takes,
 // as the person is told after sending their photo ID.
@@ -97,35 +96,15 @@ func (p *Pages) Register(pg web.Pages) {
 	pg.Post(ProvePhotoPath, p.photoSubmit)
 }
 
-// TakeNotice returns and forgets the confirmation the proving pages left
-// for the next page, or "".
-func TakeNotice(c fiber.Ctx) string {
-	var n string
-	if s := web.Sess(c); s.Get(NoticeKey, &n) {
-		s.Delete(NoticeKey)
-	}
-	return n
-}
-
 // ---- shared bits ----
-
-// LocalReturn returns p when it is a local path that is safe to redirect
-// to (it starts with "/", not "//" or "/\", and holds no CR or LF), else "".
-func LocalReturn(p string) string {
-	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") ||
-		strings.ContainsAny(p, "\r\n") || len(p) > 2048 {
-		return ""
-	}
-	return p
-}
 
 // returnTo reads the return_to of a page or form, or "" when absent or
 // unsafe.
 func returnTo(c fiber.Ctx) string {
 	if c.Method() == fiber.MethodPost {
-		return LocalReturn(c.FormValue("return_to"))
+		return web.LocalPath(c.FormValue("return_to"))
 	}
-	return LocalReturn(c.Query("return_to"))
+	return web.LocalPath(c.Query("return_to"))
 }
 
 // withReturn adds return_to to a page path.
@@ -305,7 +284,7 @@ func (p *Pages) start(c fiber.Ctx) error {
 			d.Rejected = last.Reason
 		}
 	}
-	return p.render(c, "prove_start", web.View{Title: "Prove who you are", Data: d, Notice: TakeNotice(c), BackLink: "/account"})
+	return p.render(c, "prove_start", web.View{Title: "Prove who you are", Data: d, Notice: proveNotice.Take(c), BackLink: "/account"})
 }
 
 // ---- /prove/details (P5) ----

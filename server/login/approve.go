@@ -29,35 +29,30 @@ type Approvals interface {
 	Consume(ctx context.Context, accountID, id string) error
 }
 
-// UsePhoneApprovals adds the phone-approval factor: after the password, an
-// account with a companion-app device is asked on its phone before a
-// code is texted. It proves Cd and Cm. Call it after RememberBrowsers (a
-// remembered browser still comes first) and before Register.
-func (j *Journey) UsePhoneApprovals(a Approvals) {
-	f := &approveFactor{j: j, a: a}
-	// Insert before the texted code, after any remembered browser.
-	for i, g := range j.factors {
-		if g.Name() == smsName {
-			j.factors = append(j.factors[:i], append([]Factor{f}, j.factors[i:]...)...)
-			return
-		}
-	}
-	j.factors = append(j.factors, f)
-}
+// NewPhoneApproval returns the phone-approval factor: after the password,
+// an account with a companion-app device is asked on its phone. It proves
+// Cd and Cm; put it after a remembered browser and before the texted code,
+// which it falls back to.
+func NewPhoneApproval(a Approvals) *PhoneApproval { return &PhoneApproval{a: a} }
 
 const (
 	approveName = "push"
 	approveKey  = "login.push" // session: the pending request of this browser
-	noticeKey   = "login.notice"
 	// sseSlice bounds one server-sent-events response; the browser's
 	// EventSource reconnects at once (retry: 500).
 	sseSlice = 20 * time.Second
 )
 
-// approveFactor asks the person's phone to approve the login.
-type approveFactor struct {
-	j *Journey
+// PhoneApproval is the factor that asks the person's phone to approve the
+// login.
+type PhoneApproval struct {
 	a Approvals
+}
+
+// approvePages are the approval factor's pages for one journey.
+type approvePages struct {
+	*PhoneApproval
+	j *Journey
 }
 
 // pendingApproval is what the session keeps of the request it made.
@@ -66,22 +61,28 @@ type pendingApproval struct {
 	Number int    `json:"number"`
 }
 
-func (f *approveFactor) Name() string             { return approveName }
-func (f *approveFactor) Proves() trust.Credential { return trust.Cd }
+// Name implements Factor.
+func (f *PhoneApproval) Name() string { return approveName }
 
-// ProvesAll reports everything an approval proves: the phone is something
-// the person has (Cd) and its biometric check is a FIDO credential (Cm).
-func (f *approveFactor) ProvesAll() trust.Credentials { return trust.Credentials{trust.Cd, trust.Cm} }
+// Proves implements Factor: the phone is something the person has (Cd)
+// and its biometric check is a FIDO credential (Cm).
+func (f *PhoneApproval) Proves() trust.Credentials { return trust.Credentials{trust.Cd, trust.Cm} }
 
-func (f *approveFactor) Available(ctx context.Context, acct account.Account) bool {
-	ok, err := f.a.CanAsk(ctx, acct.ID)
+// Available implements Factor: the account has a device that may be asked.
+func (f *PhoneApproval) Available(c fiber.Ctx, acct account.Account, _ trust.Credentials) bool {
+	ok, err := f.a.CanAsk(c.Context(), acct.ID)
 	if err != nil {
 		return false
 	}
 	return ok
 }
 
-func (f *approveFactor) Begin(c fiber.Ctx, acct account.Account) error {
+// Begin implements Factor: asks the phone and shows the waiting page.
+func (f *PhoneApproval) Begin(c fiber.Ctx, j *Journey, acct account.Account) error {
+	return approvePages{f, j}.begin(c, acct)
+}
+
+func (f approvePages) begin(c fiber.Ctx, acct account.Account) error {
 	st, _ := f.j.load(c)
 	browser, os := describeAgent(c.Get(fiber.HeaderUserAgent))
 	ap, err := f.a.Create(c.Context(), push.Request{AccountID: acct.ID, ClientName: st.ClientName, Browser: browser, OS: os, IP: c.IP()})
@@ -109,20 +110,22 @@ func (f *approveFactor) Begin(c fiber.Ctx, acct account.Account) error {
 
 // fallback moves the journey to the texted security code, with a notice
 // saying why.
-func (f *approveFactor) fallback(c fiber.Ctx, acct account.Account, notice string) error {
+func (f approvePages) fallback(c fiber.Ctx, acct account.Account, notice string) error {
 	web.Sess(c).Delete(approveKey)
 	if notice != "" {
-		web.Sess(c).Put(noticeKey, notice)
+		factorNotice.Set(c, notice)
 	}
 	return f.j.switchFactor(c, acct, smsName)
 }
 
-func (f *approveFactor) Register(p web.Pages) {
-	p.Get("/login/approve", f.page)
-	p.Post("/login/approve", f.check)
-	p.Post("/login/approve/code", f.useCode)
-	p.Post("/login/approve/retry", f.retry)
-	p.Get("/login/approve/events", f.events)
+// Routes implements Factor.
+func (f *PhoneApproval) Routes(p web.Pages, j *Journey) {
+	h := approvePages{f, j}
+	p.Get("/login/approve", h.page)
+	p.Post("/login/approve", h.check)
+	p.Post("/login/approve/code", h.useCode)
+	p.Post("/login/approve/retry", h.retry)
+	p.Get("/login/approve/events", h.events)
 }
 
 // approveData is what the waiting and declined pages show.
@@ -134,7 +137,7 @@ type approveData struct {
 	Reported   bool
 }
 
-func (f *approveFactor) current(c fiber.Ctx) (account.Account, pendingApproval, bool) {
+func (f approvePages) current(c fiber.Ctx) (account.Account, pendingApproval, bool) {
 	acct, ok := f.j.AccountInProgress(c, approveName)
 	if !ok {
 		return account.Account{}, pendingApproval{}, false
@@ -146,7 +149,7 @@ func (f *approveFactor) current(c fiber.Ctx) (account.Account, pendingApproval, 
 	return acct, p, true
 }
 
-func (f *approveFactor) page(c fiber.Ctx) error {
+func (f approvePages) page(c fiber.Ctx) error {
 	acct, p, ok := f.current(c)
 	if !ok {
 		return redirect(c, "/login")
@@ -161,7 +164,7 @@ func (f *approveFactor) page(c fiber.Ctx) error {
 	return f.render(c, http.StatusOK, ap, "")
 }
 
-func (f *approveFactor) render(c fiber.Ctx, status int, ap push.Approval, notice string) error {
+func (f approvePages) render(c fiber.Ctx, status int, ap push.Approval, notice string) error {
 	st, _ := f.j.load(c)
 	return f.j.r.Render(c, status, "approve", web.View{Title: "Check your phone", Notice: notice, BackLink: "/login",
 		Data: approveData{Number: ap.Number, ClientName: st.ClientName, Expires: ap.ExpiresAt}})
@@ -169,7 +172,7 @@ func (f *approveFactor) render(c fiber.Ctx, status int, ap push.Approval, notice
 
 // check is "Check again" (and where the page's script sends the browser
 // when the phone has answered).
-func (f *approveFactor) check(c fiber.Ctx) error {
+func (f approvePages) check(c fiber.Ctx) error {
 	acct, p, ok := f.current(c)
 	if !ok {
 		return redirect(c, "/login")
@@ -185,7 +188,7 @@ func (f *approveFactor) check(c fiber.Ctx) error {
 }
 
 // outcome continues the journey from a request that is no longer pending.
-func (f *approveFactor) outcome(c fiber.Ctx, acct account.Account, ap push.Approval) error {
+func (f approvePages) outcome(c fiber.Ctx, acct account.Account, ap push.Approval) error {
 	switch ap.Status {
 	case push.StatusApproved:
 		if err := f.a.Consume(c.Context(), acct.ID, ap.ID); err != nil {
@@ -212,13 +215,13 @@ func (f *approveFactor) outcome(c fiber.Ctx, acct account.Account, ap push.Appro
 		Data: approveData{ClientName: st.ClientName, Declined: true, Reported: ap.Status == push.StatusReported}})
 }
 
-func (f *approveFactor) audit(c fiber.Ctx, acct account.Account, ap push.Approval, reason string) {
+func (f approvePages) audit(c fiber.Ctx, acct account.Account, ap push.Approval, reason string) {
 	_ = f.j.audit.Record(c.Context(), web.Actor(c), "push.fallback", audit.Failure, acct.ID,
 		map[string]any{"approval_id": ap.ID, "reason": reason})
 }
 
 // useCode is "Send me a security code instead".
-func (f *approveFactor) useCode(c fiber.Ctx) error {
+func (f approvePages) useCode(c fiber.Ctx) error {
 	acct, p, ok := f.current(c)
 	if !ok {
 		return redirect(c, "/login")
@@ -230,13 +233,13 @@ func (f *approveFactor) useCode(c fiber.Ctx) error {
 }
 
 // retry asks the phone again after a decline.
-func (f *approveFactor) retry(c fiber.Ctx) error {
+func (f approvePages) retry(c fiber.Ctx) error {
 	acct, _, ok := f.current(c)
 	if !ok {
 		return redirect(c, "/login")
 	}
 	web.Sess(c).Delete(approveKey)
-	return f.Begin(c, acct)
+	return f.begin(c, acct)
 }
 
 // events streams the request's outcome to the waiting page's script as
@@ -244,7 +247,7 @@ func (f *approveFactor) retry(c fiber.Ctx) error {
 // request ends), then the stream ends; a comment every few seconds keeps
 // proxies from closing it. Each response lasts at most sseSlice and the
 // browser reconnects.
-func (f *approveFactor) events(c fiber.Ctx) error {
+func (f approvePages) events(c fiber.Ctx) error {
 	acct, p, ok := f.current(c)
 	if !ok {
 		return c.SendStatus(http.StatusNoContent) // EventSource stops on 204

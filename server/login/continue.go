@@ -2,9 +2,9 @@ package login
 
 import (
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gofiber/fiber/v3"
 
@@ -13,31 +13,10 @@ import (
 	"github.com/idlink/idlink/server/web"
 )
 
-// ErrAccountBlocked is returned by SignedInByCredential for an account that
-// may not sign in.
-var ErrAccountBlocked = errors.New("login: this account cannot be used to sign in")
-
-// RequestFactor is a Factor whose availability depends on the request (a
-// cookie, say) and on what the login has proven so far. The journey asks
-// AvailableIn instead of Available.
-type RequestFactor interface {
-	Factor
-	// AvailableIn reports whether the factor can be used now for acct, in
-	// this request, by a login that has proven proven.
-	AvailableIn(c fiber.Ctx, acct account.Account, proven trust.Credentials) bool
-}
-
 // defaultWant is what a plain login aims for: a password and a second
 // factor, or a passkey.
 func defaultWant() []trust.Credentials {
 	return []trust.Credentials{{trust.Cd, trust.Cp}, {trust.Cm}}
-}
-
-func (j *Journey) available(c fiber.Ctx, f Factor, st state, acct account.Account) bool {
-	if rf, ok := f.(RequestFactor); ok {
-		return rf.AvailableIn(c, acct, st.Proven)
-	}
-	return f.Available(c.Context(), acct)
 }
 
 // continuePage moves a journey on from wherever it stands (used after a
@@ -50,13 +29,35 @@ func (j *Journey) continuePage(c fiber.Ctx) error {
 	return j.next(c, st)
 }
 
-// SignedInByCredential records that the person proved cred with a
-// credential that identifies the account by itself (a passkey proves Cm
-// with no email address or password). It returns the local path the
-// browser goes to next: where the login returns to when a wanted set of
-// credentials is now proven (the login is then complete), otherwise the
-// journey's next step. A blocked account gives ErrAccountBlocked.
-func (j *Journey) SignedInByCredential(c fiber.Ctx, accountID string, cred trust.Credential) (string, error) {
+// SignedInByCredential records that the person, on an idlink page, proved
+// cred with a credential that identifies the account by itself (a passkey
+// proves Cm with no email address or password), using method. It returns
+// the local path the browser goes to next: where the login returns to
+// when a wanted set of credentials is now proven (the login is then
+// complete, through SignIn), otherwise the journey's next step. A blocked
+// account gives ErrAccountBlocked.
+func (j *Journey) SignedInByCredential(c fiber.Ctx, accountID, method string, cred trust.Credential) (string, error) {
+	st, ok := j.load(c)
+	if !ok {
+		st = state{Want: defaultWant(), ReturnTo: "/account"}
+		j.metrics.JourneysStarted.WithLabelValues("login").Inc()
+	}
+	if st.AccountID != accountID { // a different person, or a first sign-in
+		st.Proven, st.Methods = nil, nil
+	}
+	st.AccountID = accountID
+	st.Proven = st.Proven.With(cred)
+	st.used(method)
+	st.Factor = ""
+	for _, want := range st.Want {
+		if len(st.Proven.Missing(want)) == 0 {
+			if _, err := j.SignIn(c, Proof{AccountID: accountID, Method: strings.Join(st.Methods, "+"), Credentials: st.Proven, Switch: true}); err != nil {
+				return "", err
+			}
+			j.metrics.JourneysFinished.WithLabelValues("login", "completed").Inc()
+			return st.ReturnTo, nil
+		}
+	}
 	acct, err := j.accounts.Account(c.Context(), accountID)
 	if err != nil {
 		return "", fmt.Errorf("signed in by credential: %w", err)
@@ -64,28 +65,9 @@ func (j *Journey) SignedInByCredential(c fiber.Ctx, accountID string, cred trust
 	if acct.Status == account.StatusBlocked {
 		return "", ErrAccountBlocked
 	}
-	st, ok := j.load(c)
-	if !ok {
-		st = state{Want: defaultWant(), ReturnTo: "/account"}
-		j.metrics.JourneysStarted.WithLabelValues("login").Inc()
-	}
-	if st.AccountID != accountID { // a different person, or a first sign-in
-		st.Proven = nil
-	}
-	st.AccountID = accountID
-	st.Proven = st.Proven.With(cred)
-	st.Factor = ""
 	s := web.Sess(c)
 	s.Renew()
 	s.Put(stateKey, st)
-	for _, want := range st.Want {
-		if len(st.Proven.Missing(want)) == 0 {
-			if err := j.signIn(c, st); err != nil {
-				return "", err
-			}
-			return st.ReturnTo, nil
-		}
-	}
 	return "/login/continue", nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,7 +24,6 @@ import (
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/metrics"
-	"github.com/idlink/idlink/server/secrets"
 	"github.com/idlink/idlink/server/trust"
 	"github.com/idlink/idlink/server/web"
 )
@@ -36,6 +36,10 @@ type Auth struct {
 	// LoginID is random per completed login, so a caller can tell a new
 	// login from the one it saw before (prompt=login).
 	LoginID string `json:"login_id"`
+	// Method names the way in (see SignIn).
+	Method string `json:"method,omitempty"`
+	// Asserted marks a login carried in from another relying party.
+	Asserted bool `json:"asserted,omitempty"`
 }
 
 // Request asks the journey to sign someone in.
@@ -64,6 +68,16 @@ type state struct {
 	HideSignup bool                `json:"hide_signup,omitempty"`
 	ClientName string              `json:"client_name,omitempty"`
 	Factor     string              `json:"factor,omitempty"` // the factor whose page is current
+	// Methods are the ways this journey has proven credentials so far
+	// ("password", then a factor's name), for the sign-in's audit event.
+	Methods []string `json:"methods,omitempty"`
+}
+
+// used records that method proved something in this journey.
+func (st *state) used(method string) {
+	if method != "" && !slices.Contains(st.Methods, method) {
+		st.Methods = append(st.Methods, method)
+	}
 }
 
 const (
@@ -71,63 +85,62 @@ const (
 	authKey  = web.SignedInKey
 )
 
-// Factor is a way to prove one credential component after the password
-// (or instead of it, for Cm). Implementations own their pages.
+// Factor is a way to prove credential components after the password (or
+// instead of it, for Cm). Implementations own their pages.
 type Factor interface {
 	// Name identifies the factor in state and audit events.
 	Name() string
-	// Proves is the credential component a success proves.
-	Proves() trust.Credential
-	// Available reports whether the factor can be used for this account now.
-	Available(ctx context.Context, acct account.Account) bool
-	// Begin starts the factor (sends a code, creates a request) and sends
-	// the browser to its page.
-	Begin(c fiber.Ctx, acct account.Account) error
+	// Proves lists the credential components a success proves.
+	Proves() trust.Credentials
+	// Available reports whether the factor can be used for acct now, in
+	// this request, by a login that has proven proven so far.
+	Available(c fiber.Ctx, acct account.Account, proven trust.Credentials) bool
+	// Begin starts the factor for j (sends a code, asks the phone) and
+	// sends the browser to its page.
+	Begin(c fiber.Ctx, j *Journey, acct account.Account) error
+	// Routes mounts the factor's pages for j.
+	Routes(p web.Pages, j *Journey)
 }
 
-// Signups is what the journey needs from the account pages to resume an
-// unfinished signup.
-type Signups interface {
-	ResumePending(c fiber.Ctx, signupID, email string) error
-	ResumePhone(c fiber.Ctx, accountID string) error
+// Deps are what the journey is built from.
+type Deps struct {
+	Accounts *account.Service
+	Renderer *web.Renderer
+	Audit    *audit.Log
+	Metrics  *metrics.Metrics
+	// Check runs on every sign-in (identity's PDS check); nil runs none.
+	Check LoginCheck
+	// Passkeys enables "Log in with a passkey" on the login page; nil
+	// leaves it out.
+	Passkeys Passkeys
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // Journey runs logins. It is safe for concurrent use.
 type Journey struct {
 	accounts *account.Service
-	signups  Signups
 	r        *web.Renderer
 	audit    *audit.Log
 	metrics  *metrics.Metrics
-	factors  []Factor
-	now      func() time.Time
-	// remember is the remembered-browser factor, when enabled.
-	remember *rememberFactor
-	// passkeys runs passkey logins, when enabled.
+	check    LoginCheck
 	passkeys Passkeys
-	// check runs on every completed login, when set.
-	check LoginCheck
+	// factors are tried in this order for each missing credential.
+	factors []Factor
+	now     func() time.Time
 }
 
-// New returns the login journey with the texted security code as its
-// first second factor.
-func New(accounts *account.Service, signups Signups, r *web.Renderer, log *audit.Log, m *metrics.Metrics, now func() time.Time) *Journey {
-	if now == nil {
-		now = time.Now
+// New returns the login journey with its second factors in order of
+// preference: for each credential still missing, the first available
+// factor that proves it is used (so a remembered browser goes before a
+// phone approval, and both before a texted code).
+func New(d Deps, factors ...Factor) *Journey {
+	if d.Now == nil {
+		d.Now = time.Now
 	}
-	j := &Journey{accounts: accounts, signups: signups, r: r, audit: log, metrics: m, now: now}
-	j.AddFactor(&smsFactor{j: j})
-	return j
+	return &Journey{accounts: d.Accounts, r: d.Renderer, audit: d.Audit, metrics: d.Metrics, check: d.Check,
+		passkeys: d.Passkeys, factors: factors, now: d.Now}
 }
-
-// AddFactor adds a second factor. Factors added earlier are preferred
-// when several could prove the same component; a factor added with
-// AddPreferredFactor is tried first.
-func (j *Journey) AddFactor(f Factor) { j.factors = append(j.factors, f) }
-
-// AddPreferredFactor adds a factor tried before the existing ones (a
-// remembered browser should be used before a code is texted).
-func (j *Journey) AddPreferredFactor(f Factor) { j.factors = append([]Factor{f}, j.factors...) }
 
 // Register mounts the login pages.
 func (j *Journey) Register(p web.Pages) {
@@ -135,33 +148,26 @@ func (j *Journey) Register(p web.Pages) {
 	p.Post("/login", j.passwordSubmit)
 	p.Post("/sign-out", j.signOut)
 	p.Get("/login/continue", j.continuePage)
+	if j.passkeys != nil {
+		PostJSON(p, "/login/passkey/begin", j.passkeyBegin)
+		PostJSON(p, "/login/passkey/finish", j.passkeyFinish)
+	}
 	for _, f := range j.factors {
-		if r, ok := f.(interface{ Register(web.Pages) }); ok {
-			r.Register(p)
-		}
+		f.Routes(p, j)
 	}
-}
-
-// Current reports who is signed in on this browser and what they proved.
-func (j *Journey) Current(c fiber.Ctx) (Auth, bool) {
-	s := web.Sess(c)
-	var a Auth
-	if s.AccountID() == "" || !s.Get(authKey, &a) || a.AccountID != s.AccountID() {
-		return Auth{}, false
-	}
-	return a, true
 }
 
 // Start begins a login for req and sends the browser to its first step.
 // A session that is already signed in keeps what it proved (unless
 // req.Force), so only what is missing is asked for.
 func (j *Journey) Start(c fiber.Ctx, req Request) error {
-	st := state{Want: req.Want, ReturnTo: safeReturn(req.ReturnTo), HideSignup: req.HideRegistration, ClientName: req.ClientName}
+	st := state{Want: req.Want, ReturnTo: returnOrAccount(req.ReturnTo), HideSignup: req.HideRegistration, ClientName: req.ClientName}
 	if len(st.Want) == 0 {
 		st.Want = defaultWant()
 	}
 	if a, ok := j.Current(c); ok && !req.Force {
 		st.AccountID, st.Proven = a.AccountID, a.Credentials
+		st.used(a.Method)
 	}
 	j.metrics.JourneysStarted.WithLabelValues("login").Inc()
 	web.Sess(c).Put(stateKey, st)
@@ -195,10 +201,10 @@ func (j *Journey) next(c fiber.Ctx, st state) error {
 				return redirect(c, "/login")
 			}
 			for _, f := range j.factors {
-				if proves(f, missing) && j.available(c, f, st, acct) {
+				if f.Proves().Has(missing) && f.Available(c, acct, st.Proven) {
 					st.Factor = f.Name()
 					web.Sess(c).Put(stateKey, st)
-					return f.Begin(c, acct)
+					return f.Begin(c, j, acct)
 				}
 			}
 		}
@@ -215,6 +221,7 @@ func (j *Journey) Proved(c fiber.Ctx, cred trust.Credential) error {
 		return redirect(c, "/login")
 	}
 	st.Proven = st.Proven.With(cred)
+	st.used(st.Factor)
 	st.Factor = ""
 	web.Sess(c).Put(stateKey, st)
 	return j.next(c, st)
@@ -230,21 +237,10 @@ func (j *Journey) ProvedAll(c fiber.Ctx, creds ...trust.Credential) error {
 	for _, cred := range creds {
 		st.Proven = st.Proven.With(cred)
 	}
+	st.used(st.Factor)
 	st.Factor = ""
 	web.Sess(c).Put(stateKey, st)
 	return j.next(c, st)
-}
-
-// proves reports whether f can prove cred: its main credential, or one of
-// the others it proves at the same time.
-func proves(f Factor, cred trust.Credential) bool {
-	if f.Proves() == cred {
-		return true
-	}
-	if m, ok := f.(interface{ ProvesAll() trust.Credentials }); ok {
-		return m.ProvesAll().Has(cred)
-	}
-	return false
 }
 
 // switchFactor moves the journey from the current factor to the factor
@@ -255,24 +251,19 @@ func (j *Journey) switchFactor(c fiber.Ctx, acct account.Account, name string) e
 		return redirect(c, "/login")
 	}
 	for _, f := range j.factors {
-		if f.Name() == name && j.available(c, f, st, acct) {
+		if f.Name() == name && f.Available(c, acct, st.Proven) {
 			st.Factor = name
 			web.Sess(c).Put(stateKey, st)
-			return f.Begin(c, acct)
+			return f.Begin(c, j, acct)
 		}
 	}
 	return j.r.ErrorPage(c, http.StatusForbidden, "You cannot log in to this service yet",
 		"This service needs a way of proving who you are that is not set up on your account.")
 }
 
-// takeNotice returns and forgets a notice a factor left for the next page.
-func takeNotice(c fiber.Ctx) string {
-	var n string
-	if web.Sess(c).Get(noticeKey, &n) {
-		web.Sess(c).Delete(noticeKey)
-	}
-	return n
-}
+// factorNotice is a notice a factor leaves for the next page (why the
+// texted code is asked for instead).
+const factorNotice = web.Notice("login.notice")
 
 // AccountInProgress returns the account the journey is signing in, for
 // factor pages.
@@ -289,7 +280,8 @@ func (j *Journey) AccountInProgress(c fiber.Ctx, factor string) (account.Account
 }
 
 func (j *Journey) complete(c fiber.Ctx, st state) error {
-	if err := j.signIn(c, st); errors.Is(err, ErrAccountBlocked) {
+	_, err := j.SignIn(c, Proof{AccountID: st.AccountID, Method: strings.Join(st.Methods, "+"), Credentials: st.Proven, Switch: true})
+	if errors.Is(err, ErrAccountBlocked) {
 		web.Sess(c).Delete(stateKey)
 		j.metrics.JourneysFinished.WithLabelValues("login", "blocked").Inc()
 		return j.r.ErrorPage(c, http.StatusForbidden, "You cannot log in with this account",
@@ -297,6 +289,7 @@ func (j *Journey) complete(c fiber.Ctx, st state) error {
 	} else if err != nil {
 		return err
 	}
+	j.metrics.JourneysFinished.WithLabelValues("login", "completed").Inc()
 	return redirect(c, st.ReturnTo)
 }
 
@@ -307,30 +300,6 @@ type LoginCheck interface {
 	CheckLogin(ctx context.Context, a audit.Actor, accountID string) error
 }
 
-// UseLoginCheck sets the check run on every completed login.
-func (j *Journey) UseLoginCheck(lc LoginCheck) { j.check = lc }
-
-// signIn records the completed login in the session: a new session id,
-// the auth record and an audit event.
-func (j *Journey) signIn(c fiber.Ctx, st state) error {
-	if j.check != nil {
-		if err := j.check.CheckLogin(c.Context(), web.Actor(c), st.AccountID); err != nil {
-			return fmt.Errorf("login check: %w", err)
-		}
-	}
-	s := web.Sess(c)
-	s.Renew() // a new id for the signed-in session: no fixation
-	s.SetAccount(st.AccountID)
-	s.Put(authKey, Auth{AccountID: st.AccountID, Credentials: st.Proven, AuthTime: j.now().UTC().Truncate(time.Second), LoginID: secrets.NewID()})
-	s.Delete(stateKey)
-	if err := j.audit.Record(c.Context(), web.Actor(c), "login.completed", audit.Success, st.AccountID,
-		map[string]any{"credentials": st.Proven}); err != nil {
-		return err
-	}
-	j.metrics.JourneysFinished.WithLabelValues("login", "completed").Inc()
-	return nil
-}
-
 // CompleteSignIn signs in an account whose credentials another journey
 // (creating an account) has just proven, and continues where a pending
 // login journey wanted to go.
@@ -339,7 +308,7 @@ func (j *Journey) CompleteSignIn(c fiber.Ctx, accountID string, proven trust.Cre
 	if !ok {
 		st = state{ReturnTo: "/account", Want: defaultWant()}
 	}
-	st.AccountID, st.Proven = accountID, proven
+	st.AccountID, st.Proven, st.Methods = accountID, proven, []string{MethodSignup}
 	web.Sess(c).Put(stateKey, st)
 	// A new account has proven what it has; if a relying party wants more
 	// (a password typed in another browser, say) the journey asks for it.
@@ -357,9 +326,10 @@ func (j *Journey) signOut(c fiber.Ctx) error {
 	return j.r.Render(c, http.StatusOK, "signed_out", web.View{Title: "You have signed out"})
 }
 
-// safeReturn keeps ReturnTo a local path so the journey is no open redirect.
-func safeReturn(p string) string {
-	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
+// returnOrAccount keeps ReturnTo a path of this server (web.LocalPath),
+// the account page otherwise, so the journey is no open redirect.
+func returnOrAccount(p string) string {
+	if p = web.LocalPath(p); p == "" {
 		return "/account"
 	}
 	return p
@@ -388,7 +358,7 @@ func (j *Journey) passwordPage(c fiber.Ctx) error {
 	}
 	if !ok {
 		// Someone came to /login directly: a plain login to the account page.
-		st = state{Want: defaultWant(), ReturnTo: safeReturn(c.Query("return_to"))}
+		st = state{Want: defaultWant(), ReturnTo: returnOrAccount(c.Query("return_to"))}
 		j.metrics.JourneysStarted.WithLabelValues("login").Inc()
 		web.Sess(c).Put(stateKey, st)
 	}
@@ -417,7 +387,7 @@ func (j *Journey) passwordSubmit(c fiber.Ctx) error {
 	switch {
 	case errors.As(err, &pending):
 		web.Sess(c).Delete(stateKey)
-		return j.signups.ResumePending(c, pending.SignupID, pending.Email)
+		return account.ResumePending(c, pending.SignupID, pending.Email)
 	case errors.Is(err, account.ErrBadPassword):
 		v.Errors.Add("email", "Enter a correct email address and password")
 		return j.r.Render(c, http.StatusUnprocessableEntity, "login", v)
@@ -432,13 +402,14 @@ func (j *Journey) passwordSubmit(c fiber.Ctx) error {
 	}
 	if acct.Status == account.StatusPendingPhone {
 		web.Sess(c).Delete(stateKey)
-		return j.signups.ResumePhone(c, acct.ID)
+		return account.ResumePhone(c, acct.ID)
 	}
 	if st.AccountID != acct.ID { // a different person, or a first sign-in
-		st.Proven = nil
+		st.Proven, st.Methods = nil, nil
 	}
 	st.AccountID = acct.ID
 	st.Proven = st.Proven.With(trust.Cp)
+	st.used(MethodPassword)
 	web.Sess(c).Renew()
 	web.Sess(c).Put(stateKey, st)
 	return j.next(c, st)

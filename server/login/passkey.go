@@ -25,22 +25,6 @@ type Passkeys interface {
 // ceremony's id.
 const passkeyCeremonyKey = "passkey_login"
 
-// RegisterPasskeyLogin enables "Log in with a passkey" (and passkey
-// autofill) on the login page and mounts its JSON endpoints:
-// POST /login/passkey/begin answers the WebAuthn request options, and
-// POST /login/passkey/finish takes the browser's assertion and answers
-// {"redirect": "..."}, or {"error": "...", "message": "..."}. It also adds
-// a passkey as a factor proving Cm after the password (GET /login/passkey),
-// for relying parties that ask for Cm.
-func (j *Journey) RegisterPasskeyLogin(p web.Pages, pk Passkeys, creds CredentialLister) {
-	j.passkeys = pk
-	f := &passkeyFactor{j: j, creds: creds}
-	j.AddFactor(f)
-	p.Get("/login/passkey", f.page)
-	PostJSON(p, "/login/passkey/begin", j.passkeyBegin)
-	PostJSON(p, "/login/passkey/finish", j.passkeyFinish)
-}
-
 func (j *Journey) passkeyBegin(c fiber.Ctx) error {
 	id, options, err := j.passkeys.BeginDiscoverableLogin(c.Context())
 	if err != nil {
@@ -57,19 +41,17 @@ type passkeyRefusal struct {
 	code, message string
 }
 
-// passkeyRefusals maps fido's sentinel errors, most specific first.
-var passkeyRefusals = []struct {
-	err error
-	passkeyRefusal
-}{
-	{fido.ErrCeremonyNotFound, passkeyRefusal{http.StatusBadRequest, "ceremony_expired", "This passkey request has expired or has already been used. Try again."}},
-	{fido.ErrCeremonyExpired, passkeyRefusal{http.StatusBadRequest, "ceremony_expired", "This passkey request has expired. Try again."}},
-	{fido.ErrMalformed, passkeyRefusal{http.StatusBadRequest, "malformed", "Your browser sent a passkey response we could not read. Try again."}},
-	{fido.ErrUserVerification, passkeyRefusal{http.StatusUnauthorized, "user_verification_required", "Your device did not check it was you (with a fingerprint, face or PIN). Try again and unlock your passkey."}},
-	{fido.ErrCloneDetected, passkeyRefusal{http.StatusUnauthorized, "credential_blocked", "This passkey can no longer be used. Log in with your email address and password."}},
-	{fido.ErrCredentialBlocked, passkeyRefusal{http.StatusUnauthorized, "credential_blocked", "This passkey can no longer be used. Log in with your email address and password."}},
-	{fido.ErrUnknownCredential, passkeyRefusal{http.StatusUnauthorized, "unknown_credential", "We do not recognise this passkey. It may have been removed. Log in with your email address and password."}},
-	{fido.ErrDeviceRemoved, passkeyRefusal{http.StatusUnauthorized, "unknown_credential", "We do not recognise this passkey. It may have been removed. Log in with your email address and password."}},
+// passkeyRefusals answers fido's kinds of refusal; any other refusal is
+// verification_failed.
+var passkeyRefusals = map[fido.Kind]passkeyRefusal{
+	fido.KindCeremonyNotFound:  {http.StatusBadRequest, "ceremony_expired", "This passkey request has expired or has already been used. Try again."},
+	fido.KindCeremonyExpired:   {http.StatusBadRequest, "ceremony_expired", "This passkey request has expired. Try again."},
+	fido.KindMalformed:         {http.StatusBadRequest, "malformed", "Your browser sent a passkey response we could not read. Try again."},
+	fido.KindUserVerification:  {http.StatusUnauthorized, "user_verification_required", "Your device did not check it was you (with a fingerprint, face or PIN). Try again and unlock your passkey."},
+	fido.KindCloneDetected:     {http.StatusUnauthorized, "credential_blocked", "This passkey can no longer be used. Log in with your email address and password."},
+	fido.KindCredentialBlocked: {http.StatusUnauthorized, "credential_blocked", "This passkey can no longer be used. Log in with your email address and password."},
+	fido.KindUnknownCredential: {http.StatusUnauthorized, "unknown_credential", "We do not recognise this passkey. It may have been removed. Log in with your email address and password."},
+	fido.KindDeviceRemoved:     {http.StatusUnauthorized, "unknown_credential", "We do not recognise this passkey. It may have been removed. Log in with your email address and password."},
 }
 
 func (j *Journey) passkeyFinish(c fiber.Ctx) error {
@@ -84,7 +66,7 @@ func (j *Journey) passkeyFinish(c fiber.Ctx) error {
 	if err != nil {
 		return j.passkeyRefused(c, cred, err)
 	}
-	next, err := j.SignedInByCredential(c, cred.AccountID, trust.Cm)
+	next, err := j.SignedInByCredential(c, cred.AccountID, MethodPasskey, trust.Cm)
 	if errors.Is(err, ErrAccountBlocked) {
 		if err := j.audit.Record(c.Context(), web.Actor(c), "passkey.login", audit.Failure, cred.AccountID, map[string]any{"reason": "account_blocked"}); err != nil {
 			return err
@@ -102,19 +84,16 @@ func (j *Journey) passkeyFinish(c fiber.Ctx) error {
 
 // passkeyRefused records a refused passkey login and answers it.
 func (j *Journey) passkeyRefused(c fiber.Ctx, cred fido.Credential, err error) error {
-	refusal := passkeyRefusal{http.StatusUnauthorized, "verification_failed", "We could not check your passkey. Try again, or log in with your email address and password."}
-	known := false
-	for _, r := range passkeyRefusals {
-		if errors.Is(err, r.err) {
-			refusal, known = r.passkeyRefusal, true
-			break
-		}
-	}
-	if !known && !isFIDORefusal(err) {
+	kind := fido.Classify(err)
+	if !kind.Refused() {
 		return err // a database failure
 	}
+	refusal, known := passkeyRefusals[kind]
+	if !known {
+		refusal = passkeyRefusal{http.StatusUnauthorized, "verification_failed", "We could not check your passkey. Try again, or log in with your email address and password."}
+	}
 	detail := map[string]any{"reason": refusal.code, "error": err.Error()}
-	if errors.Is(err, fido.ErrCloneDetected) {
+	if kind == fido.KindCloneDetected {
 		if aerr := j.audit.Record(c.Context(), web.Actor(c), "passkey.clone_detected", audit.Failure, cred.AccountID, map[string]any{"credential": cred.Name}); aerr != nil {
 			return aerr
 		}
@@ -125,24 +104,16 @@ func (j *Journey) passkeyRefused(c fiber.Ctx, cred fido.Credential, err error) e
 	return JSONError(c, refusal.status, refusal.code, refusal.message)
 }
 
-// isFIDORefusal reports whether err is fido's refusal of what the browser
-// sent, rather than a failure of the service.
-func isFIDORefusal(err error) bool {
-	for _, e := range []error{fido.ErrChallengeMismatch, fido.ErrOrigin, fido.ErrRPID, fido.ErrSignature, fido.ErrVerification, fido.ErrInvalid} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
-
-// passkeyFactor proves Cm after the password, for a relying party that
+// PasskeyFactor proves Cm after the password, for a relying party that
 // asks for a passkey: its page offers the same discoverable passkey login
-// as the login page.
-type passkeyFactor struct {
-	j     *Journey
+// as the login page (the journey's Passkeys must be set).
+type PasskeyFactor struct {
 	creds CredentialLister
 }
+
+// NewPasskeyFactor returns the passkey factor, available to accounts with
+// a passkey in creds.
+func NewPasskeyFactor(creds CredentialLister) *PasskeyFactor { return &PasskeyFactor{creds: creds} }
 
 // CredentialLister lists an account's WebAuthn credentials (fido.Service
 // satisfies it).
@@ -152,12 +123,16 @@ type CredentialLister interface {
 
 const passkeyName = "passkey"
 
-func (f *passkeyFactor) Name() string             { return passkeyName }
-func (f *passkeyFactor) Proves() trust.Credential { return trust.Cm }
+// Name implements Factor.
+func (f *PasskeyFactor) Name() string { return passkeyName }
 
-// Available reports whether the account has a passkey that is not blocked.
-func (f *passkeyFactor) Available(ctx context.Context, acct account.Account) bool {
-	creds, err := f.creds.ListCredentials(ctx, acct.ID)
+// Proves implements Factor: Cm.
+func (f *PasskeyFactor) Proves() trust.Credentials { return trust.Credentials{trust.Cm} }
+
+// Available implements Factor: the account has a passkey that is not
+// blocked.
+func (f *PasskeyFactor) Available(c fiber.Ctx, acct account.Account, _ trust.Credentials) bool {
+	creds, err := f.creds.ListCredentials(c.Context(), acct.ID)
 	if err != nil {
 		return false
 	}
@@ -169,13 +144,17 @@ func (f *passkeyFactor) Available(ctx context.Context, acct account.Account) boo
 	return false
 }
 
-func (f *passkeyFactor) Begin(c fiber.Ctx, _ account.Account) error {
+// Begin implements Factor: shows the passkey page.
+func (f *PasskeyFactor) Begin(c fiber.Ctx, _ *Journey, _ account.Account) error {
 	return redirect(c, "/login/passkey")
 }
 
-func (f *passkeyFactor) page(c fiber.Ctx) error {
-	if _, ok := f.j.AccountInProgress(c, passkeyName); !ok {
-		return redirect(c, "/login")
-	}
-	return f.j.r.Render(c, http.StatusOK, "passkey_login", web.View{Title: "Use your passkey", BackLink: "/login"})
+// Routes implements Factor.
+func (f *PasskeyFactor) Routes(p web.Pages, j *Journey) {
+	p.Get("/login/passkey", func(c fiber.Ctx) error {
+		if _, ok := j.AccountInProgress(c, passkeyName); !ok {
+			return redirect(c, "/login")
+		}
+		return j.r.Render(c, http.StatusOK, "passkey_login", web.View{Title: "Use your passkey", BackLink: "/login"})
+	})
 }

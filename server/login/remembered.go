@@ -32,35 +32,34 @@ type RememberConfig struct {
 	Secure   bool
 }
 
-// rememberFactor proves Cd with the remembered-browser cookie, after the
-// password: the cookie alone never signs anyone in.
-type rememberFactor struct {
-	j     *Journey
+// RememberedBrowser is the factor that proves Cd with the
+// remembered-browser cookie, after the password: the cookie alone never
+// signs anyone in. Put it before the texted code so that a remembered
+// browser is not sent one.
+type RememberedBrowser struct {
 	store Remembered
 	cfg   RememberConfig
 }
 
-const rememberName = "remembered_browser"
-
-// RememberBrowsers adds the remembered-browser factor (tried before a code
-// is texted) and offers "remember this device" on the login code page.
-// Call it before the server starts.
-func (j *Journey) RememberBrowsers(store Remembered, cfg RememberConfig) {
-	f := &rememberFactor{j: j, store: store, cfg: cfg}
-	j.remember = f
-	j.AddPreferredFactor(f)
+// NewRememberedBrowser returns the remembered-browser factor over store.
+func NewRememberedBrowser(store Remembered, cfg RememberConfig) *RememberedBrowser {
+	return &RememberedBrowser{store: store, cfg: cfg}
 }
 
-func (f *rememberFactor) Name() string             { return rememberName }
-func (f *rememberFactor) Proves() trust.Credential { return trust.Cd }
+const rememberName = "remembered_browser"
 
-// Available is false: whether a browser is remembered depends on its
-// cookie, so the journey asks AvailableIn.
-func (f *rememberFactor) Available(context.Context, account.Account) bool { return false }
+// Name implements Factor.
+func (f *RememberedBrowser) Name() string { return rememberName }
 
-// AvailableIn checks the cookie against the account, only once the
-// password has been proven, and records its use.
-func (f *rememberFactor) AvailableIn(c fiber.Ctx, acct account.Account, proven trust.Credentials) bool {
+// Proves implements Factor: Cd.
+func (f *RememberedBrowser) Proves() trust.Credentials { return trust.Credentials{trust.Cd} }
+
+// Routes implements Factor: the factor has no page of its own.
+func (f *RememberedBrowser) Routes(web.Pages, *Journey) {}
+
+// Available implements Factor: the browser's cookie matches the account,
+// checked only once the password has been proven.
+func (f *RememberedBrowser) Available(c fiber.Ctx, acct account.Account, proven trust.Credentials) bool {
 	if !proven.Has(trust.Cp) {
 		return false
 	}
@@ -77,17 +76,17 @@ func (f *rememberFactor) AvailableIn(c fiber.Ctx, acct account.Account, proven t
 	return ok
 }
 
-// Begin runs right after AvailableIn confirmed the cookie in the same
-// request: the browser is remembered, so Cd is proven.
-func (f *rememberFactor) Begin(c fiber.Ctx, acct account.Account) error {
-	if err := f.j.audit.Record(c.Context(), web.Actor(c), "remembered_browser.used", audit.Success, acct.ID, nil); err != nil {
+// Begin implements Factor. It runs right after Available confirmed the
+// cookie in the same request: the browser is remembered, so Cd is proven.
+func (f *RememberedBrowser) Begin(c fiber.Ctx, j *Journey, acct account.Account) error {
+	if err := j.audit.Record(c.Context(), web.Actor(c), "remembered_browser.used", audit.Success, acct.ID, nil); err != nil {
 		return err
 	}
-	return f.j.Proved(c, trust.Cd)
+	return j.Proved(c, trust.Cd)
 }
 
 // rememberBrowser remembers this browser for acct and sets its cookie.
-func (f *rememberFactor) rememberBrowser(c fiber.Ctx, acct account.Account) error {
+func (f *RememberedBrowser) rememberBrowser(c fiber.Ctx, j *Journey, acct account.Account) error {
 	ua := string(c.Request().Header.UserAgent())
 	label := BrowserLabel(ua)
 	token, err := f.store.Remember(c.Context(), acct.ID, label)
@@ -103,10 +102,10 @@ func (f *rememberFactor) rememberBrowser(c fiber.Ctx, acct account.Account) erro
 		Secure:   f.cfg.Secure,
 		SameSite: fiber.CookieSameSiteLaxMode,
 	})
-	if err := f.j.audit.Record(c.Context(), web.Actor(c), "remembered_browser.added", audit.Success, acct.ID, map[string]any{"label": label}); err != nil {
+	if err := j.audit.Record(c.Context(), web.Actor(c), "remembered_browser.added", audit.Success, acct.ID, map[string]any{"label": label}); err != nil {
 		return err
 	}
-	return f.j.accounts.SendNotice(c.Context(), web.Actor(c), acct.ID, account.NoticeBrowserRemembered,
+	return j.accounts.SendNotice(c.Context(), web.Actor(c), acct.ID, account.NoticeBrowserRemembered,
 		"A browser ("+label+") was remembered for your idlink account: it will not be asked for a security code")
 }
 

@@ -1,7 +1,6 @@
 package login
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/gofiber/fiber/v3"
@@ -11,19 +10,43 @@ import (
 	"github.com/idlink/idlink/server/web"
 )
 
-// smsFactor proves Cd with a 6-digit code texted to the account's phone.
-type smsFactor struct{ j *Journey }
+// SecurityCode is the factor that proves Cd with a 6-digit code texted to
+// the account's phone.
+type SecurityCode struct {
+	remember *RememberedBrowser // nil: no "remember this browser" box
+}
+
+// NewSecurityCode returns the texted-code factor; with remember, its page
+// offers to remember the browser (then remember proves Cd next time).
+func NewSecurityCode(remember *RememberedBrowser) *SecurityCode {
+	return &SecurityCode{remember: remember}
+}
+
+// smsPages are the code factor's pages for one journey.
+type smsPages struct {
+	*SecurityCode
+	j *Journey
+}
 
 const smsName = "sms"
 
-func (f *smsFactor) Name() string             { return smsName }
-func (f *smsFactor) Proves() trust.Credential { return trust.Cd }
+// Name implements Factor.
+func (f *SecurityCode) Name() string { return smsName }
 
-func (f *smsFactor) Available(_ context.Context, acct account.Account) bool {
+// Proves implements Factor: Cd.
+func (f *SecurityCode) Proves() trust.Credentials { return trust.Credentials{trust.Cd} }
+
+// Available implements Factor: the account has a mobile number.
+func (f *SecurityCode) Available(_ fiber.Ctx, acct account.Account, _ trust.Credentials) bool {
 	return acct.PhoneNumber() != ""
 }
 
-func (f *smsFactor) Begin(c fiber.Ctx, acct account.Account) error {
+// Begin implements Factor: texts a code and shows its page.
+func (f *SecurityCode) Begin(c fiber.Ctx, j *Journey, acct account.Account) error {
+	return smsPages{f, j}.begin(c, acct)
+}
+
+func (f smsPages) begin(c fiber.Ctx, acct account.Account) error {
 	err := f.j.accounts.SendCode(c.Context(), web.Actor(c), account.PurposeLogin, acct.ID, acct.PhoneNumber(), acct.ID)
 	if msg, ok := account.CodeErrorMessage(err); ok {
 		v := f.view(acct)
@@ -36,15 +59,17 @@ func (f *smsFactor) Begin(c fiber.Ctx, acct account.Account) error {
 	return redirect(c, "/login/code")
 }
 
-func (f *smsFactor) Register(p web.Pages) {
-	p.Get("/login/code", f.page)
-	p.Post("/login/code", f.submit)
-	p.Post("/login/code/resend", f.resend)
+// Routes implements Factor.
+func (f *SecurityCode) Routes(p web.Pages, j *Journey) {
+	h := smsPages{f, j}
+	p.Get("/login/code", h.page)
+	p.Post("/login/code", h.submit)
+	p.Post("/login/code/resend", h.resend)
 }
 
-func (f *smsFactor) view(acct account.Account) web.View {
+func (f smsPages) view(acct account.Account) web.View {
 	return web.View{Title: "Enter the security code", BackLink: "/login",
-		Data: codeData{SentTo: account.MaskPhone(acct.PhoneNumber()), Action: "/login/code", Resend: "/login/code/resend", Remember: f.j.remember != nil}}
+		Data: codeData{SentTo: account.MaskPhone(acct.PhoneNumber()), Action: "/login/code", Resend: "/login/code/resend", Remember: f.remember != nil}}
 }
 
 // codeData is what the shared code page shows.
@@ -53,17 +78,17 @@ type codeData struct {
 	Remember               bool
 }
 
-func (f *smsFactor) page(c fiber.Ctx) error {
+func (f smsPages) page(c fiber.Ctx) error {
 	acct, ok := f.j.AccountInProgress(c, smsName)
 	if !ok {
 		return redirect(c, "/login")
 	}
 	v := f.view(acct)
-	v.Notice = takeNotice(c)
+	v.Notice = factorNotice.Take(c)
 	return f.j.r.Render(c, http.StatusOK, "code", v)
 }
 
-func (f *smsFactor) submit(c fiber.Ctx) error {
+func (f smsPages) submit(c fiber.Ctx) error {
 	acct, ok := f.j.AccountInProgress(c, smsName)
 	if !ok {
 		return redirect(c, "/login")
@@ -82,15 +107,15 @@ func (f *smsFactor) submit(c fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if f.j.remember != nil && c.FormValue("remember") == "yes" {
-		if err := f.j.remember.rememberBrowser(c, acct); err != nil {
+	if f.remember != nil && c.FormValue("remember") == "yes" {
+		if err := f.remember.rememberBrowser(c, f.j, acct); err != nil {
 			return err
 		}
 	}
 	return f.j.Proved(c, trust.Cd)
 }
 
-func (f *smsFactor) resend(c fiber.Ctx) error {
+func (f smsPages) resend(c fiber.Ctx) error {
 	acct, ok := f.j.AccountInProgress(c, smsName)
 	if !ok {
 		return redirect(c, "/login")

@@ -18,6 +18,7 @@ type Metrics struct {
 	CodesSent        *prometheus.CounterVec   // by purpose, result
 	Lockouts         prometheus.Counter
 	PDSChecks        *prometheus.CounterVec // per-login PDS checks by outcome
+	SignIns          *prometheus.CounterVec // sign-ins by method, outcome (completed, blocked)
 }
 
 // Inc counts one per-login PDS check with its outcome (identity.Counter).
@@ -50,8 +51,11 @@ func New() *Metrics {
 		PDSChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idlink_pds_login_checks_total", Help: "PDS checks at login by outcome (ok, no_record, unavailable, not_found, deceased).",
 		}, []string{"outcome"}),
+		SignIns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_sign_ins_total", Help: "Sign-ins by way in (method) and outcome (completed, blocked).",
+		}, []string{"method", "outcome"}),
 	}
-	m.Registry.MustRegister(m.Requests, m.Latency, m.JourneysStarted, m.JourneysFinished, m.CodesSent, m.Lockouts, m.PDSChecks,
+	m.Registry.MustRegister(m.Requests, m.Latency, m.JourneysStarted, m.JourneysFinished, m.CodesSent, m.Lockouts, m.PDSChecks, m.SignIns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -85,6 +85,8 @@ type clientRequest struct {
 	AuthAlgs      *[]string `json:"token_endpoint_auth_signing_algs"`
 	RefreshTokens *bool     `json:"refresh_tokens"`
 	Public        *bool     `json:"public"`
+	IDTokenClaims *string   `json:"id_token_claims"`
+	OAEPHash      *string   `json:"client_metadata_oaep_hash"`
 }
 
 // parseClientRequest decodes a create or update body strictly: one JSON
@@ -131,6 +133,12 @@ func (r *clientRequest) apply(c *Client) {
 	}
 	if r.Public != nil {
 		c.Public = *r.Public
+	}
+	if r.IDTokenClaims != nil {
+		c.IDTokenClaims = *r.IDTokenClaims
+	}
+	if r.OAEPHash != nil {
+		c.MetadataOAEPHash = *r.OAEPHash
 	}
 }
 

@@ -41,7 +41,9 @@ func (s *Server) VerifyAssertedLoginIdentity(ctx context.Context, raw, targetCli
 
 // VerifyAssertedLogin checks an asserted_login_identity JWT: signed by the
 // registered key of the client in iss (RP1) with one of its algorithms;
-// the pair RP1 → targetClientID configured in AllowedAssertedPairs; code
+// the pair RP1 → targetClientID configured in AllowedAssertedPairs; aud,
+// when present, naming this provider (the issuer, or the authorization
+// endpoint the JWT is sent to); code
 // the jti of an unexpired ID token this server issued to RP1, from a grant
 // not revoked; jti present and never seen before; iat present; exp at most
 // 60 s ahead. Rejections wrap ErrAssertedLoginIdentity (or
@@ -61,6 +63,9 @@ func (s *Server) VerifyAssertedLogin(ctx context.Context, raw, targetClientID st
 	if !s.pairs[client.ID][targetClientID] {
 		return fail("client %s may not assert logins to client %s", client.ID, targetClientID)
 	}
+	if len(c.Audience) > 0 && !c.Audience.Contains(s.issuer) && !c.Audience.Contains(s.endpoint("/authorize")) {
+		return fail("aud names neither this provider (%s) nor its authorization endpoint", s.issuer)
+	}
 	now := s.now()
 	if err := checkTimes(c, now, maxAssertedLoginLifetime); err != nil {
 		return fail("%v", err)
@@ -75,17 +80,7 @@ func (s *Server) VerifyAssertedLogin(ctx context.Context, raw, targetClientID st
 	case c.Code == "" || len(c.Code) > maxJTILen:
 		return fail("code (the jti of an ID token) is missing or too long")
 	}
-	var row struct {
-		AccountID   string     `db:"account_id"`
-		ExpiresAt   time.Time  `db:"expires_at"`
-		VoT         string     `db:"vot"`
-		Credentials string     `db:"credentials"`
-		AuthTime    time.Time  `db:"auth_time"`
-		RevokedAt   *time.Time `db:"revoked_at"`
-	}
-	err = s.db.GetContext(ctx, &row, s.db.Rebind(`SELECT t.account_id, t.expires_at, g.vot, g.credentials, g.auth_time, g.revoked_at
-		FROM oidc_id_tokens t JOIN oidc_grants g ON g.id = t.grant_id
-		WHERE t.jti = ? AND t.client_id = ?`), c.Code, client.ID)
+	row, err := s.store.idToken(ctx, c.Code, client.ID)
 	if migrations.IsNoRows(err) {
 		return fail("code does not name an ID token issued to client %s", client.ID)
 	}

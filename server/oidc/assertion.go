@@ -11,8 +11,6 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/jmoiron/sqlx"
-
-	"github.com/idlink/idlink/migrations"
 )
 
 // Client authentication with private_key_jwt (RFC 7523, OpenID Connect
@@ -192,37 +190,10 @@ func checkTimes(c clientJWTClaims, now time.Time, maxAhead time.Duration) error 
 	return nil
 }
 
-// qUseJTI records a jti unless an unexpired record exists.
-const qUseJTI = `INSERT INTO oidc_jtis (kind, client_id, jti, expires_at)
-	VALUES (?, ?, ?, ?)
-	ON CONFLICT (kind, client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
-	WHERE oidc_jtis.expires_at < ?
-	RETURNING jti`
-
 // useJTI records a JWT id as used until exp, within tx (or on its own when
 // tx is nil). It reports false when the id was already used by the same
 // client for the same purpose and has not expired: a replay. An expired
 // record is reused in place.
 func (s *Server) useJTI(ctx context.Context, tx *sqlx.Tx, kind, clientID, jti string, exp time.Time) (bool, error) {
-	var (
-		st  *sqlx.Stmt
-		err error
-	)
-	if tx != nil {
-		st, err = s.stmts.inTx(ctx, tx, qUseJTI)
-	} else {
-		st, err = s.stmts.get(ctx, qUseJTI)
-	}
-	if err != nil {
-		return false, err
-	}
-	var got string
-	err = st.GetContext(ctx, &got, kind, clientID, jti, exp.UTC().Add(clockSkew), s.now())
-	if err == nil {
-		return true, nil
-	}
-	if migrations.IsNoRows(err) {
-		return false, nil
-	}
-	return false, fmt.Errorf("record jti: %w", err)
+	return s.store.useJTI(ctx, tx, kind, clientID, jti, exp.UTC().Add(clockSkew), s.now())
 }

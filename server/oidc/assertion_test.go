@@ -147,7 +147,8 @@ func TestClientAuthentication(t *testing.T) {
 					require.Equal(t, "invalid_grant", body["error"], "authentication passed; the code is unknown")
 					return
 				}
-				require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "body: %v", body)
+				// NHS login's error table: invalid_client is a 400.
+				require.Equal(t, http.StatusBadRequest, resp.StatusCode, "body: %v", body)
 				require.Equal(t, "invalid_client", body["error"])
 				require.Contains(t, body["error_description"], tc.wantErr)
 				require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
@@ -164,14 +165,16 @@ func TestClientAssertionReplay(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 		require.Equal(t, "invalid_grant", body["error"], "first use authenticates")
 		resp, body = e.postForm("/token", tokenRequest(clientAuth(a)))
-		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		require.Equal(t, "invalid_client", body["error"])
 		require.Contains(t, body["error_description"], "jti already used")
 
 		// A new assertion reusing the jti is a replay too, until the first
 		// assertion has expired.
 		b := e.assertion(func(c map[string]any) { c["jti"] = "fixed-jti" })
-		resp, _ = e.postForm("/token", tokenRequest(clientAuth(b)))
-		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+		resp, body = e.postForm("/token", tokenRequest(clientAuth(b)))
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		require.Equal(t, "invalid_client", body["error"])
 
 		// Another client may use the same jti value.
 		rp2Key := testKey(t, "rp2")

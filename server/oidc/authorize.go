@@ -20,12 +20,17 @@ import (
 	"github.com/idlink/idlink/server/web"
 )
 
-// Login is what /authorize needs from the login journey.
+// Login is what /authorize needs from the login capability.
 type Login interface {
-	// Current reports who is signed in on this browser and what they proved.
-	Current(c fiber.Ctx) (login.Auth, bool)
+	// CurrentIncludingAsserted reports who is signed in on this browser
+	// and what they proved, including a login carried in from another
+	// relying party.
+	CurrentIncludingAsserted(c fiber.Ctx) (login.Auth, bool)
 	// Start sends the browser through the login journey.
 	Start(c fiber.Ctx, req login.Request) error
+	// SignIn signs the browser in with a proof verified here (the
+	// companion app's assertion, another relying party's login).
+	SignIn(c fiber.Ctx, p login.Proof) (login.Auth, error)
 }
 
 // Authorize serves /authorize and the pages around it: consent, the
@@ -36,7 +41,6 @@ type Authorize struct {
 	r        *web.Renderer
 	consents *consents
 	fido     FIDOLogin // nil: fido_auth_response is refused
-	check    login.LoginCheck
 }
 
 // FIDOLogin verifies the companion app's biometric login: an assertion
@@ -46,19 +50,11 @@ type FIDOLogin interface {
 	FinishLoginByChallenge(ctx context.Context, body []byte) (fido.Credential, error)
 }
 
-// UseFIDO lets /authorize accept fido_auth_response, verified by f. Call
-// it before serving.
-func (a *Authorize) UseFIDO(f FIDOLogin) { a.fido = f }
-
-// UseLoginCheck runs lc on logins made at /authorize itself (the companion
-// app's fido_auth_response), as the login journey runs it on its own; an
-// error wrapping login.ErrAccountBlocked refuses the login.
-func (a *Authorize) UseLoginCheck(lc login.LoginCheck) { a.check = lc }
-
 // NewAuthorize returns the authorization endpoint of s, signing people in
-// through l and rendering pages with r.
-func NewAuthorize(s *Server, l Login, r *web.Renderer) *Authorize {
-	return &Authorize{s: s, login: l, r: r, consents: &consents{db: s.db}}
+// through l and rendering pages with r. With f, it accepts the companion
+// app's fido_auth_response; with nil, that parameter is refused.
+func NewAuthorize(s *Server, l Login, r *web.Renderer, f FIDOLogin) *Authorize {
+	return &Authorize{s: s, login: l, r: r, consents: &consents{store: s.store}, fido: f}
 }
 
 // Register mounts /authorize (GET and POST) and its pages.
@@ -71,6 +67,7 @@ func (a *Authorize) Register(p web.Pages) {
 	p.Get("/authorize/continue", a.handleContinue)
 	p.Post("/authorize/consent", a.handleConsent)
 	p.Post("/authorize/cancel", a.handleCancel)
+	p.Post("/authorize/switch", a.handleSwitch)
 }
 
 // Limits on authorization request parameters.
@@ -82,18 +79,38 @@ const (
 	pendingLifetime = time.Hour
 )
 
-// unsupported lists NHS login's unsupported parameters with the error each
-// gets (OpenID Connect Core 1.0 section 3.1.2.6 for the first three).
-var unsupported = []struct{ param, code string }{
+// refused lists the parameters whose meaning idlink cannot honour and
+// must not silently drop, with the error each gets (OpenID Connect Core
+// 1.0 section 3.1.2.6): a request object or registration carries other
+// parameters inside it.
+var refused = []struct{ param, code string }{
 	{"request", "request_not_supported"},
 	{"request_uri", "request_uri_not_supported"},
 	{"registration", "registration_not_supported"},
-	{"acr_values", codeInvalidRequest},
-	{"max_age", codeInvalidRequest},
-	{"ui_locales", codeInvalidRequest},
-	{"id_token_hint", codeInvalidRequest},
-	{"login_hint", codeInvalidRequest},
-	{"claims", codeInvalidRequest},
+}
+
+// ignored lists the parameters NHS login documents as not supported and
+// ignores; idlink ignores them too (logging them at debug), so that a
+// library configured to send one works unchanged.
+var ignored = []string{"acr_values", "max_age", "ui_locales", "id_token_hint", "login_hint", "claims", "claims_locales"}
+
+// repeatedParam returns the name of the first parameter the request
+// carries more than once, or "" (RFC 6749 section 3.1: parameters must
+// not be included more than once).
+func repeatedParam(c fiber.Ctx) string {
+	args := c.Request().URI().QueryArgs()
+	if c.Method() == http.MethodPost {
+		args = c.Request().PostArgs()
+	}
+	seen := map[string]bool{}
+	for k := range args.All() {
+		key := string(k)
+		if seen[key] {
+			return key
+		}
+		seen[key] = true
+	}
+	return ""
 }
 
 // pending is an authorization request waiting for the person, kept in the
@@ -114,6 +131,9 @@ type pending struct {
 	// PriorLogin is the login the session had when the request came; with
 	// prompt=login only a different (newer) login will do.
 	PriorLogin string `json:"prior_login,omitempty"`
+	// Switch is a verified proof for another account than the one signed
+	// in, waiting for the person to choose (the switch-account page).
+	Switch *login.Proof `json:"switch,omitempty"`
 }
 
 const pendingKey = "authorize"
@@ -151,9 +171,15 @@ func (a *Authorize) handleAuthorize(c fiber.Ctx) error {
 		return c.Query(name)
 	}
 	act := web.Actor(c)
+	repeated := repeatedParam(c)
 	// 1. The client and its redirect URI, before anything else: a wrong
 	// one gets a page, never a redirect.
 	clientID, redirectURI := param("client_id"), param("redirect_uri")
+	if repeated == "client_id" || repeated == "redirect_uri" {
+		a.s.record(c.Context(), act, "authorize.invalid_request", audit.Failure, "", map[string]any{"client_id": truncateParam(clientID), "error": "repeated " + repeated})
+		return a.r.ErrorPage(c, http.StatusBadRequest, "There is a problem with the service you came from",
+			"It sent a request idlink cannot read ("+repeated+" more than once). Go back to the service and try again, or contact it.")
+	}
 	client, err := a.s.clients.Get(c.Context(), clientID)
 	if clientID == "" || len(clientID) > maxParamLen || errors.Is(err, ErrClientNotFound) {
 		a.s.record(c.Context(), act, "authorize.invalid_client", audit.Failure, "", map[string]any{"client_id": truncateParam(clientID)})
@@ -170,6 +196,9 @@ func (a *Authorize) handleAuthorize(c fiber.Ctx) error {
 	}
 	state := param("state")
 	req, aerr := a.parse(client, param)
+	if repeated != "" {
+		aerr = authzErr(codeInvalidRequest, "parameter %s is repeated", repeated)
+	}
 	if aerr != nil {
 		a.s.record(c.Context(), act, "authorize.invalid_request", audit.Failure, "", map[string]any{"client_id": client.ID, "error": aerr.code, "description": aerr.description})
 		return a.redirectError(c, redirectURI, state, aerr)
@@ -177,36 +206,115 @@ func (a *Authorize) handleAuthorize(c fiber.Ctx) error {
 	req.ID = secrets.NewID()
 	req.Created = a.s.now().Truncate(time.Second)
 
-	// asserted_login_identity: the first relying party vouches for a login.
+	if cur, ok := a.login.CurrentIncludingAsserted(c); ok {
+		req.PriorLogin = cur.LoginID
+	}
+	// A login proven with the request itself: the first relying party
+	// vouching for its login, or the companion app's biometric login (a
+	// login newer than PriorLogin, so it satisfies prompt=login).
+	var proof *login.Proof
 	if raw := param("asserted_login_identity"); raw != "" {
 		al, err := a.s.VerifyAssertedLogin(c.Context(), raw, client.ID)
 		if err != nil {
 			a.s.record(c.Context(), act, "authorize.asserted_login_rejected", audit.Failure, "", map[string]any{"client_id": client.ID, "error": err.Error()})
 			return a.redirectError(c, redirectURI, state, authzErr(codeInvalidRequest, "asserted_login_identity is not valid"))
 		}
-		if cur, ok := a.login.Current(c); !ok || cur.AccountID != al.AccountID {
-			// Carry the first relying party's login into this browser.
-			if err := a.adoptAssertedLogin(c, al); err != nil {
-				return err
-			}
-		}
 		a.s.record(c.Context(), act, "authorize.asserted_login", audit.Success, al.AccountID, map[string]any{"client_id": client.ID, "from": al.FromClientID})
+		proof = &login.Proof{AccountID: al.AccountID, Method: login.MethodAssertedLogin, Credentials: al.Credentials,
+			AuthTime: al.AuthTime, Asserted: true, Detail: map[string]any{"client_id": client.ID, "from": al.FromClientID}}
 	}
-
-	if cur, ok := a.login.Current(c); ok {
-		req.PriorLogin = cur.LoginID
-	}
-	// fido_auth_response: the companion app's biometric login, a login
-	// newer than PriorLogin (so it satisfies prompt=login).
 	if raw := param("fido_auth_response"); raw != "" {
-		if aerr := a.fidoSignIn(c, client, raw); aerr != nil {
+		p, aerr := a.fidoProof(c, client, raw)
+		if aerr != nil {
 			return a.redirectError(c, redirectURI, state, aerr)
 		}
+		proof = &p
 	}
 	set := loadPending(c)
 	set.add(req)
 	savePending(c, set)
+	if proof != nil {
+		return a.signIn(c, req, client, *proof)
+	}
 	return a.proceed(c, req, client)
+}
+
+// signIn signs the browser in with a proof that came with the request,
+// then carries on with it. A browser signed in to another account is not
+// switched silently: the person is asked first.
+func (a *Authorize) signIn(c fiber.Ctx, req pending, client *Client, p login.Proof) error {
+	auth, err := a.login.SignIn(c, p)
+	switch {
+	case errors.Is(err, login.ErrOtherAccount):
+		return a.askSwitch(c, req, client, p)
+	case errors.Is(err, login.ErrAccountBlocked):
+		event := "authorize.fido_rejected"
+		if p.Asserted {
+			event = "authorize.asserted_login_rejected"
+		}
+		a.s.record(c.Context(), web.Actor(c), event, audit.Failure, p.AccountID, map[string]any{"client_id": client.ID, "reason": "account_blocked"})
+		return a.finishError(c, req, authzErr("access_denied", "the account cannot be used to sign in"))
+	case err != nil:
+		return err
+	}
+	if p.Asserted {
+		// Another relying party's login is not a new login here: with
+		// prompt=login the person still logs in.
+		req.PriorLogin = auth.LoginID
+	}
+	req.Switch = nil
+	set := loadPending(c)
+	set[req.ID] = req
+	savePending(c, set)
+	return a.proceed(c, req, client)
+}
+
+// switchView is what the switch-account page shows.
+type switchView struct {
+	RequestID, ClientName, Current, Other string
+}
+
+// askSwitch keeps the verified proof with the request and asks the person
+// whether to leave the account this browser is signed in to.
+func (a *Authorize) askSwitch(c fiber.Ctx, req pending, client *Client, p login.Proof) error {
+	cur, _ := a.login.CurrentIncludingAsserted(c)
+	curPerson, err := a.s.person(c.Context(), cur.AccountID)
+	if err != nil && !errors.Is(err, ErrAccountBlocked) && !errors.Is(err, ErrNoPerson) {
+		return err
+	}
+	other, err := a.s.person(c.Context(), p.AccountID)
+	if err != nil && !errors.Is(err, ErrAccountBlocked) && !errors.Is(err, ErrNoPerson) {
+		return err
+	}
+	req.Switch = &p
+	set := loadPending(c)
+	set[req.ID] = req
+	savePending(c, set)
+	a.s.record(c.Context(), web.Actor(c), "authorize.switch_asked", audit.Success, cur.AccountID,
+		map[string]any{"client_id": client.ID, "method": p.Method, "other_account_id": p.AccountID})
+	return a.r.Render(c, http.StatusOK, "switch_account", web.View{Title: "You are already logged in",
+		Data: switchView{RequestID: req.ID, ClientName: client.Name, Current: curPerson.Email, Other: other.Email}})
+}
+
+// handleSwitch takes the person's choice on the switch-account page:
+// continue as the other account (signing the first out of this browser),
+// or stay and send the relying party access_denied.
+func (a *Authorize) handleSwitch(c fiber.Ctx) error {
+	req, client, err := a.loadRequest(c, c.FormValue("id"))
+	if err != nil || client == nil {
+		return err
+	}
+	if req.Switch == nil {
+		return a.proceed(c, req, client)
+	}
+	p := *req.Switch
+	if c.FormValue("decision") != "switch" {
+		a.s.record(c.Context(), web.Actor(c), "authorize.switch_declined", audit.Success, p.AccountID,
+			map[string]any{"client_id": client.ID, "method": p.Method})
+		return a.finishError(c, req, authzErr("access_denied", "the person chose to stay logged in to another account"))
+	}
+	p.Switch = true
+	return a.signIn(c, req, client, p)
 }
 
 func (set pendingSet) add(p pending) {
@@ -230,12 +338,14 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 			return req, authzErr(codeInvalidRequest, "%s is too long", name)
 		}
 	}
-	for _, u := range unsupported {
+	for _, u := range refused {
 		if param(u.param) != "" {
-			if u.param == "acr_values" {
-				return req, authzErr(u.code, "acr_values is not supported: ask for a vector of trust with vtr")
-			}
 			return req, authzErr(u.code, "%s is not supported", u.param)
+		}
+	}
+	for _, name := range ignored {
+		if v := param(name); v != "" {
+			a.s.log.Debug("authorize: ignoring a parameter NHS login does not support", "client_id", client.ID, "param", name, "value", truncateParam(v))
 		}
 	}
 	if rt := param("response_type"); rt != "code" {
@@ -247,13 +357,13 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 	if rm := param("response_mode"); rm != "" && rm != "query" {
 		return req, authzErr(codeInvalidRequest, "only response_mode=query is supported")
 	}
+	// state and nonce are optional (OpenID Connect Core 1.0 sections
+	// 3.1.2.1 and 3.1.2.2 for the code flow); when absent, they are left
+	// out of the response and the ID token.
 	req.State = param("state")
-	if req.State == "" {
-		return req, authzErr(codeInvalidRequest, "state is required")
-	}
 	req.Nonce = param("nonce")
-	if req.Nonce == "" {
-		return req, authzErr(codeInvalidRequest, "nonce is required")
+	if len(req.Nonce) > maxNonceLen {
+		return req, authzErr(codeInvalidRequest, "nonce is longer than %d bytes", maxNonceLen)
 	}
 	req.Scope = param("scope")
 	if !slices.Contains(strings.Fields(req.Scope), "openid") {
@@ -266,15 +376,17 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 	}
 	switch d := param("display"); d {
 	case "", "page", "touch":
+	case "popup", "wap":
+		// NHS login does not support them and shows its usual page.
+		a.s.log.Debug("authorize: ignoring display", "client_id", client.ID, "display", d)
 	default:
 		return req, authzErr(codeInvalidRequest, "display must be page or touch")
 	}
-	switch p := param("prompt"); p {
-	case "", "none", "login":
-		req.Prompt = p
-	default:
-		return req, authzErr(codeInvalidRequest, "prompt must be none or login")
+	prompt, perr := parsePrompt(param("prompt"))
+	if perr != nil {
+		return req, perr
 	}
+	req.Prompt = prompt
 	vs, err := client.RequestedVectors(param("vtr"))
 	if err != nil {
 		return req, authzErr(codeInvalidRequest, "%s", err.Error())
@@ -290,17 +402,43 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 	if client.Public && req.CodeChallenge == "" {
 		return req, authzErr(codeInvalidRequest, "a public client must use PKCE (code_challenge with S256)")
 	}
-	switch ar := param("allow_registration"); ar {
-	case "", "true":
-	case "false":
-		req.HideRegistration = true
-	default:
-		return req, authzErr(codeInvalidRequest, "allow_registration must be true or false")
+	// NHS login: any value other than "false" shows registration.
+	req.HideRegistration = param("allow_registration") == "false"
+	if param("fido_auth_response") != "" && param("asserted_login_identity") != "" {
+		return req, authzErr(codeInvalidRequest, "asserted_login_identity and fido_auth_response cannot be used together")
 	}
 	if param("fido_auth_response") != "" && a.fido == nil {
 		return req, authzErr(codeInvalidRequest, "fido_auth_response is not supported by this server")
 	}
 	return req, nil
+}
+
+// parsePrompt reads prompt, a space-separated list (OpenID Connect Core
+// 1.0 section 3.1.2.1). consent is ignored, as NHS login ignores it (a
+// person is asked whenever a service wants something not yet agreed);
+// none and login remain; none with anything else is invalid.
+func parsePrompt(raw string) (string, *authzError) {
+	var none, login bool
+	for _, p := range strings.Fields(raw) {
+		switch p {
+		case "none":
+			none = true
+		case "login":
+			login = true
+		case "consent":
+		default:
+			return "", authzErr(codeInvalidRequest, "prompt must be none or login")
+		}
+	}
+	switch {
+	case none && login:
+		return "", authzErr(codeInvalidRequest, "prompt=none cannot be combined with login")
+	case none:
+		return "none", nil
+	case login:
+		return "login", nil
+	}
+	return "", nil
 }
 
 // proceed takes a stored request as far as it can go: a code when the
@@ -312,9 +450,12 @@ func (a *Authorize) proceed(c fiber.Ctx, req pending, client *Client) error {
 	if err != nil {
 		return fmt.Errorf("stored vtr: %w", err)
 	}
-	auth, signedIn := a.login.Current(c)
+	auth, signedIn := a.login.CurrentIncludingAsserted(c)
 	if signedIn && req.Prompt == "login" && auth.LoginID == req.PriorLogin {
 		signedIn = false // prompt=login: only a login after the request counts
+	}
+	if signedIn && auth.Asserted && slices.Contains(strings.Fields(req.Scope), ScopeDeviceEnrolment) {
+		signedIn = false // enrolling the app needs a login made on idlink
 	}
 	var person Person
 	if signedIn {
@@ -400,9 +541,10 @@ func (a *Authorize) consentOrCode(c fiber.Ctx, req pending, client *Client, auth
 		return err
 	}
 	if !agreed {
-		if req.Prompt == "none" {
-			return a.finishError(c, req, authzErr("consent_required", "the person has not agreed to share these details with the service"))
-		}
+		// Even with prompt=none: NHS login asks a person signed in by
+		// single sign-on to agree the first time a service (or a service
+		// asking for more) sees them, where OpenID Connect would answer
+		// consent_required. Declining answers access_denied.
 		return a.r.Render(c, http.StatusOK, "consent", web.View{Title: "Share your details with " + client.Name,
 			Data: consentView{RequestID: req.ID, ClientName: client.Name, Items: describeScopes(shared)}})
 	}
@@ -428,7 +570,11 @@ func (a *Authorize) issue(c fiber.Ctx, req pending, client *Client, auth login.A
 	a.forget(c, req.ID)
 	a.s.record(c.Context(), web.Actor(c), "authorize.code_issued", audit.Success, auth.AccountID,
 		map[string]any{"client_id": client.ID, "vot": vot.String(), "scopes": strings.Join(scopes, " ")})
-	return redirectTo(c, req.RedirectURI, url.Values{"code": {code}, "state": {req.State}})
+	v := url.Values{"code": {code}}
+	if req.State != "" {
+		v.Set("state", req.State)
+	}
+	return redirectTo(c, req.RedirectURI, v)
 }
 
 func (a *Authorize) handleConsent(c fiber.Ctx) error {
@@ -436,8 +582,8 @@ func (a *Authorize) handleConsent(c fiber.Ctx) error {
 	if err != nil || client == nil {
 		return err
 	}
-	auth, ok := a.login.Current(c)
-	if !ok {
+	auth, ok := a.login.CurrentIncludingAsserted(c)
+	if !ok || req.Switch != nil {
 		return a.proceed(c, req, client)
 	}
 	if c.FormValue("decision") != "allow" {
@@ -506,7 +652,7 @@ func (a *Authorize) handleCancel(c fiber.Ctx) error {
 func (a *Authorize) finishError(c fiber.Ctx, req pending, e *authzError) error {
 	a.forget(c, req.ID)
 	acct := ""
-	if auth, ok := a.login.Current(c); ok {
+	if auth, ok := a.login.CurrentIncludingAsserted(c); ok {
 		acct = auth.AccountID
 	}
 	a.s.record(c.Context(), web.Actor(c), "authorize.denied", audit.Failure, acct, map[string]any{"client_id": req.ClientID, "error": e.code, "description": e.description})
@@ -540,16 +686,6 @@ func redirectTo(c fiber.Ctx, redirectURI string, v url.Values) error {
 	}
 	u.RawQuery = q.Encode()
 	return c.Redirect().Status(http.StatusSeeOther).To(u.String())
-}
-
-// adoptAssertedLogin signs the browser in as the first relying party's
-// login did, so the SSO check below sees it.
-func (a *Authorize) adoptAssertedLogin(c fiber.Ctx, al AssertedLogin) error {
-	s := web.Sess(c)
-	s.Renew()
-	s.SetAccount(al.AccountID)
-	s.Put(web.SignedInKey, login.Auth{AccountID: al.AccountID, Credentials: al.Credentials, AuthTime: al.AuthTime, LoginID: secrets.NewID()})
-	return nil
 }
 
 func truncateParam(s string) string {

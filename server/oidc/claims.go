@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/idlink/idlink/migrations"
 	"github.com/idlink/idlink/server/secrets"
 	"github.com/idlink/idlink/server/trust"
 )
@@ -252,20 +251,5 @@ func (s *Server) SubjectFor(ctx context.Context, accountID string) (string, erro
 	if accountID == "" {
 		return "", fmt.Errorf("%w: empty account id", ErrInvalidRequest)
 	}
-	var sub string
-	err := s.db.GetContext(ctx, &sub, s.db.Rebind(`SELECT subject FROM oidc_subjects WHERE account_id = ?`), accountID)
-	if err == nil {
-		return sub, nil
-	}
-	if !migrations.IsNoRows(err) {
-		return "", fmt.Errorf("look up subject: %w", err)
-	}
-	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO oidc_subjects (account_id, subject, created_at)
-		VALUES (?, ?, ?) ON CONFLICT (account_id) DO NOTHING`), accountID, secrets.NewID(), s.now()); err != nil {
-		return "", fmt.Errorf("create subject: %w", err)
-	}
-	if err := s.db.GetContext(ctx, &sub, s.db.Rebind(`SELECT subject FROM oidc_subjects WHERE account_id = ?`), accountID); err != nil {
-		return "", fmt.Errorf("look up subject: %w", err)
-	}
-	return sub, nil
+	return s.store.subject(ctx, accountID, secrets.NewID(), s.now())
 }

@@ -15,8 +15,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/idlink/idlink/migrations"
 	"github.com/idlink/idlink/server/secrets"
 	"github.com/idlink/idlink/server/trust"
@@ -46,13 +44,17 @@ func clientAuthAlgs() []string {
 	return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 }
 
-// NHSProfileVectors returns the twelve vector profiles of the NHS login
-// specification.
+// NHSProfileVectors returns the vector profiles of the NHS login
+// specification that idlink offers: all twelve but the three that need
+// Ck (a shared key in a registered device), which NHS login lists as not
+// yet implemented and idlink does not offer either. Clients cannot
+// register Ck vectors (they would strand people); requests may still list
+// them beside others (see Client.RequestedVectors).
 func NHSProfileVectors() []string {
 	return []string{
-		"P0.Cp", "P0.Cp.Cd", "P0.Cp.Ck", "P0.Cm",
-		"P5.Cp", "P5.Cp.Cd", "P5.Cp.Ck", "P5.Cm",
-		"P9.Cp", "P9.Cp.Cd", "P9.Cp.Ck", "P9.Cm",
+		"P0.Cp", "P0.Cp.Cd", "P0.Cm",
+		"P5.Cp", "P5.Cp.Cd", "P5.Cm",
+		"P9.Cp", "P9.Cp.Cd", "P9.Cm",
 	}
 }
 
@@ -79,15 +81,35 @@ type Client struct {
 	RefreshTokens bool `json:"refresh_tokens"`
 	// Public marks a client that cannot keep a key (a native app): it
 	// authenticates with client_id and PKCE only.
-	Public    bool      `json:"public"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Public bool `json:"public"`
+	// IDTokenClaims says which claims the ID token carries: IDTokenClaimsNHS
+	// (the default: NHS login's ID token claims only; the other scope
+	// claims come from /userinfo) or IDTokenClaimsAll (every scope claim).
+	IDTokenClaims string `json:"id_token_claims"`
+	// MetadataOAEPHash is the hash of the RSA-OAEP encryption of the
+	// generated client_user_metadata: OAEPSHA1 (the default, what NHS
+	// login's examples decrypt) or OAEPSHA256.
+	MetadataOAEPHash string    `json:"client_metadata_oaep_hash"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
 
 	publicKey   *rsa.PublicKey
 	vtr         []trust.Vector
 	defaultVTR  []trust.Vector
 	development bool
 }
+
+// Values of Client.IDTokenClaims.
+const (
+	IDTokenClaimsNHS = "nhs"
+	IDTokenClaimsAll = "all"
+)
+
+// Values of Client.MetadataOAEPHash.
+const (
+	OAEPSHA1   = "sha1"
+	OAEPSHA256 = "sha256"
+)
 
 // ClientFieldError is a client-registration validation error naming the
 // offending field. It wraps ErrInvalidClient.
@@ -123,6 +145,19 @@ func (c *Client) AllowedVectors() []trust.Vector { return slices.Clone(c.vtr) }
 // DefaultVectors returns the vectors used when a request has no vtr.
 func (c *Client) DefaultVectors() []trust.Vector { return slices.Clone(c.defaultVTR) }
 
+// offeredVectors parses a vtr known to be valid, leaving out the vectors
+// that need a credential idlink does not offer (Ck).
+func offeredVectors(vtr string) []trust.Vector {
+	vs, _ := trust.ParseVTR(vtr)
+	out := vs[:0]
+	for _, v := range vs {
+		if !v.Credentials.Has(trust.Ck) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // RequestedVectors applies the vtr rules of /authorize: vtrParam is the
 // raw vtr parameter (a JSON array; empty means absent). Absent gives the
 // client's default list; a malformed value gives an error wrapping one of
@@ -136,12 +171,23 @@ func (c *Client) RequestedVectors(vtrParam string) ([]trust.Vector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vtr: %w", err)
 	}
+	out := vs[:0]
 	for _, v := range vs {
+		if v.Credentials.Has(trust.Ck) && !c.allowsVector(v) {
+			// NHS login's own default lists P9.Cp.Ck and the NHS App sends
+			// P5.Cp.Ck: no one can meet such a vector here, so it is passed
+			// over, as long as another vector remains.
+			continue
+		}
 		if !c.allowsVector(v) {
 			return nil, fmt.Errorf("%w: %s", ErrVectorNotAllowed, v)
 		}
+		out = append(out, v)
 	}
-	return vs, nil
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: every requested vector needs Ck, which idlink does not offer", ErrVectorNotAllowed)
+	}
+	return out, nil
 }
 
 func (c *Client) allowsVector(v trust.Vector) bool {
@@ -149,6 +195,16 @@ func (c *Client) allowsVector(v trust.Vector) bool {
 	for _, a := range c.vtr {
 		if vectorKey(a) == k {
 			return true
+		}
+	}
+	if len(v.Credentials) == 0 {
+		// A vector naming only a level (["P9"]) asks for NHS login's usual
+		// authentication at that level: allowed when the client registered
+		// one of those vectors at that level.
+		for _, set := range trust.DefaultCredentialSets() {
+			if c.allowsVector(trust.Vector{Level: v.Level, HasLevel: true, Credentials: set}) {
+				return true
+			}
 		}
 	}
 	return false
@@ -171,8 +227,7 @@ func credStrings(cs trust.Credentials) []string {
 // Clients is the client registry, stored in oidc_clients. It is safe for
 // concurrent use.
 type Clients struct {
-	db          *sqlx.DB
-	stmts       *stmtCache
+	store       *store
 	now         func() time.Time
 	development bool
 
@@ -193,6 +248,7 @@ func (r *clientRow) equal(o *clientRow) bool {
 	return r.ID == o.ID && r.Name == o.Name && r.RedirectURIs == o.RedirectURIs && r.Scopes == o.Scopes &&
 		r.Vectors == o.Vectors && r.DefaultVectors == o.DefaultVectors && r.PublicKeyPEM == o.PublicKeyPEM &&
 		r.AuthAlgs == o.AuthAlgs && r.RefreshEnabled == o.RefreshEnabled && r.IsPublic == o.IsPublic &&
+		r.IDTokenClaims == o.IDTokenClaims && r.MetadataOAEPHash == o.MetadataOAEPHash &&
 		r.CreatedAt.Equal(o.CreatedAt) && r.UpdatedAt.Equal(o.UpdatedAt)
 }
 
@@ -210,22 +266,22 @@ func (c *Client) clone() *Client {
 }
 
 type clientRow struct {
-	ID             string    `db:"id"`
-	Name           string    `db:"name"`
-	RedirectURIs   string    `db:"redirect_uris"`
-	Scopes         string    `db:"scopes"`
-	Vectors        string    `db:"vectors"`
-	DefaultVectors string    `db:"default_vectors"`
-	PublicKeyPEM   string    `db:"public_key_pem"`
-	AuthAlgs       string    `db:"auth_algs"`
-	RefreshEnabled bool      `db:"refresh_enabled"`
-	IsPublic       bool      `db:"is_public"`
-	CreatedAt      time.Time `db:"created_at"`
-	UpdatedAt      time.Time `db:"updated_at"`
+	ID             string `db:"id"`
+	Name           string `db:"name"`
+	RedirectURIs   string `db:"redirect_uris"`
+	Scopes         string `db:"scopes"`
+	Vectors        string `db:"vectors"`
+	DefaultVectors string `db:"default_vectors"`
+	PublicKeyPEM   string `db:"public_key_pem"`
+	AuthAlgs       string `db:"auth_algs"`
+	RefreshEnabled bool   `db:"refresh_enabled"`
+	IsPublic       bool   `db:"is_public"`
+	IDTokenClaims  string `db:"id_token_claims"`
+	// MetadataOAEPHash is the hash of client_user_metadata's RSA-OAEP.
+	MetadataOAEPHash string    `db:"metadata_oaep_hash"`
+	CreatedAt        time.Time `db:"created_at"`
+	UpdatedAt        time.Time `db:"updated_at"`
 }
-
-const clientColumns = `id, name, redirect_uris, scopes, vectors, default_vectors, public_key_pem, auth_algs,
-	refresh_enabled, is_public, created_at, updated_at`
 
 // Create validates c, fills in defaults (a random client_id when ID is
 // empty, the NHS default vectors, RS512) and stores it. A taken client_id
@@ -243,9 +299,7 @@ func (cs *Clients) Create(ctx context.Context, c Client) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = cs.db.NamedExecContext(ctx, `INSERT INTO oidc_clients (`+clientColumns+`) VALUES
-		(:id, :name, :redirect_uris, :scopes, :vectors, :default_vectors, :public_key_pem, :auth_algs,
-		 :refresh_enabled, :is_public, :created_at, :updated_at)`, row)
+	err = cs.store.insertClient(ctx, row)
 	if migrations.IsUniqueViolation(err) {
 		return nil, fmt.Errorf("%w: %q", ErrClientExists, c.ID)
 	}
@@ -258,12 +312,7 @@ func (cs *Clients) Create(ctx context.Context, c Client) (*Client, error) {
 // Get returns the client with this client_id, or an error wrapping
 // ErrClientNotFound.
 func (cs *Clients) Get(ctx context.Context, id string) (*Client, error) {
-	st, err := cs.stmts.get(ctx, `SELECT `+clientColumns+` FROM oidc_clients WHERE id = ?`)
-	if err != nil {
-		return nil, err
-	}
-	var row clientRow
-	err = st.GetContext(ctx, &row, id)
+	row, err := cs.store.clientRow(ctx, id)
 	if migrations.IsNoRows(err) {
 		return nil, fmt.Errorf("%w: %q", ErrClientNotFound, id)
 	}
@@ -291,8 +340,8 @@ func (cs *Clients) Get(ctx context.Context, id string) (*Client, error) {
 
 // List returns every client, oldest first.
 func (cs *Clients) List(ctx context.Context) ([]*Client, error) {
-	var rows []clientRow
-	if err := cs.db.SelectContext(ctx, &rows, `SELECT `+clientColumns+` FROM oidc_clients ORDER BY created_at, id`); err != nil {
+	rows, err := cs.store.clientRows(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("list clients: %w", err)
 	}
 	out := make([]*Client, 0, len(rows))
@@ -317,12 +366,7 @@ func (cs *Clients) Update(ctx context.Context, c Client) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	var created time.Time
-	err = cs.db.GetContext(ctx, &created, cs.db.Rebind(`UPDATE oidc_clients SET name = ?, redirect_uris = ?, scopes = ?,
-		vectors = ?, default_vectors = ?, public_key_pem = ?, auth_algs = ?, refresh_enabled = ?, is_public = ?, updated_at = ?
-		WHERE id = ? RETURNING created_at`),
-		row.Name, row.RedirectURIs, row.Scopes, row.Vectors, row.DefaultVectors, row.PublicKeyPEM, row.AuthAlgs,
-		row.RefreshEnabled, row.IsPublic, row.UpdatedAt, row.ID)
+	created, err := cs.store.updateClient(ctx, row)
 	if migrations.IsNoRows(err) {
 		return nil, fmt.Errorf("%w: %q", ErrClientNotFound, c.ID)
 	}
@@ -336,18 +380,14 @@ func (cs *Clients) Update(ctx context.Context, c Client) (*Client, error) {
 // Delete removes a client with its grants, refresh tokens and client
 // metadata; its access tokens stop working at /userinfo.
 func (cs *Clients) Delete(ctx context.Context, id string) error {
-	res, err := cs.db.ExecContext(ctx, cs.db.Rebind(`DELETE FROM oidc_clients WHERE id = ?`), id)
-	if err != nil {
-		return fmt.Errorf("delete client: %w", err)
-	}
-	n, err := res.RowsAffected()
+	found, err := cs.store.deleteClient(ctx, id)
 	if err != nil {
 		return fmt.Errorf("delete client: %w", err)
 	}
 	cs.mu.Lock()
 	delete(cs.parsed, id)
 	cs.mu.Unlock()
-	if n == 0 {
+	if !found {
 		return fmt.Errorf("%w: %q", ErrClientNotFound, id)
 	}
 	return nil
@@ -361,6 +401,7 @@ func toRow(c *Client) (*clientRow, error) {
 	row := &clientRow{
 		ID: c.ID, Name: c.Name, PublicKeyPEM: c.PublicKeyPEM,
 		RefreshEnabled: c.RefreshTokens, IsPublic: c.Public, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		IDTokenClaims: c.IDTokenClaims, MetadataOAEPHash: c.MetadataOAEPHash,
 	}
 	for _, f := range []struct {
 		dst *string
@@ -382,6 +423,7 @@ func (cs *Clients) fromRow(row *clientRow) (*Client, error) {
 	c := &Client{
 		ID: row.ID, Name: row.Name, PublicKeyPEM: row.PublicKeyPEM,
 		RefreshTokens: row.RefreshEnabled, Public: row.IsPublic,
+		IDTokenClaims: row.IDTokenClaims, MetadataOAEPHash: row.MetadataOAEPHash,
 		CreatedAt: row.CreatedAt.UTC(), UpdatedAt: row.UpdatedAt.UTC(),
 		development: cs.development,
 	}
@@ -471,6 +513,21 @@ func (cs *Clients) normalize(c *Client) error {
 	}
 	c.Scopes = scopes
 
+	switch c.IDTokenClaims {
+	case "":
+		c.IDTokenClaims = IDTokenClaimsNHS
+	case IDTokenClaimsNHS, IDTokenClaimsAll:
+	default:
+		return fieldErr("id_token_claims", "must be %q or %q", IDTokenClaimsNHS, IDTokenClaimsAll)
+	}
+	switch c.MetadataOAEPHash {
+	case "":
+		c.MetadataOAEPHash = OAEPSHA1
+	case OAEPSHA1, OAEPSHA256:
+	default:
+		return fieldErr("client_metadata_oaep_hash", "must be %q or %q", OAEPSHA1, OAEPSHA256)
+	}
+
 	var err error
 	if c.VTR, c.vtr, err = normalizeVectors(c.VTR, "vtr"); err != nil {
 		return err
@@ -478,7 +535,7 @@ func (cs *Clients) normalize(c *Client) error {
 	if c.DefaultVTR, c.defaultVTR, err = normalizeVectors(c.DefaultVTR, "default_vtr"); err != nil {
 		return err
 	}
-	nhsDefault, _ := trust.ParseVTR(trust.DefaultVTR)
+	nhsDefault := offeredVectors(trust.DefaultVTR)
 	switch {
 	case len(c.vtr) == 0 && len(c.defaultVTR) == 0:
 		c.vtr, c.defaultVTR = nhsDefault, nhsDefault
@@ -545,7 +602,7 @@ func (cs *Clients) normalize(c *Client) error {
 }
 
 func normalizeVectors(strs []string, field string) ([]string, []trust.Vector, error) {
-	if len(strs) > 2*len(NHSProfileVectors()) {
+	if len(strs) > 24 {
 		return nil, nil, fieldErr(field, "too many vectors")
 	}
 	var out []trust.Vector
@@ -554,6 +611,11 @@ func normalizeVectors(strs []string, field string) ([]string, []trust.Vector, er
 		v, err := trust.ParseVector(s)
 		if err != nil {
 			return nil, nil, fieldErr(field, "%v", err)
+		}
+		if v.Credentials.Has(trust.Ck) {
+			// Nobody can prove Ck here: a client whose requests need it
+			// would strand every person it sends.
+			return nil, nil, fieldErr(field, "%s needs Ck (a shared key in a registered device), which idlink does not offer", v)
 		}
 		if k := vectorKey(v); !seen[k] {
 			seen[k] = true

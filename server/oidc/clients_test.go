@@ -88,10 +88,26 @@ func TestClientValidation(t *testing.T) {
 	}{
 		{name: "defaults", mutate: func(c *Client) {}, check: func(t *testing.T, c *Client) {
 			require.Equal(t, []string{"openid"}, c.Scopes)
-			require.Equal(t, []string{"P9.Cp.Cd", "P9.Cp.Ck", "P9.Cm"}, c.VTR)
-			require.Equal(t, []string{"P9.Cp.Cd", "P9.Cp.Ck", "P9.Cm"}, c.DefaultVTR)
+			// NHS login's default less P9.Cp.Ck, which nobody can meet here.
+			require.Equal(t, []string{"P9.Cp.Cd", "P9.Cm"}, c.VTR)
+			require.Equal(t, []string{"P9.Cp.Cd", "P9.Cm"}, c.DefaultVTR)
 			require.Equal(t, []string{"RS512"}, c.AuthAlgs)
+			require.Equal(t, IDTokenClaimsNHS, c.IDTokenClaims)
+			require.Equal(t, OAEPSHA1, c.MetadataOAEPHash)
 		}},
+		{name: "Ck vector", mutate: func(c *Client) { c.VTR = []string{"P9.Cp.Cd", "P9.Cp.Ck"} }, wantField: "vtr"},
+		{name: "Ck default vector", mutate: func(c *Client) { c.DefaultVTR = []string{"P5.Cp.Ck"} }, wantField: "default_vtr"},
+		{name: "level-only vector", mutate: func(c *Client) { c.VTR = []string{"P9", "P9.Cp.Cd"}; c.DefaultVTR = []string{"P9"} }, check: func(t *testing.T, c *Client) {
+			require.Equal(t, []string{"P9", "P9.Cp.Cd"}, c.VTR)
+		}},
+		{name: "id_token_claims all", mutate: func(c *Client) { c.IDTokenClaims = "all" }, check: func(t *testing.T, c *Client) {
+			require.Equal(t, IDTokenClaimsAll, c.IDTokenClaims)
+		}},
+		{name: "bad id_token_claims", mutate: func(c *Client) { c.IDTokenClaims = "some" }, wantField: "id_token_claims"},
+		{name: "oaep sha256", mutate: func(c *Client) { c.MetadataOAEPHash = "sha256" }, check: func(t *testing.T, c *Client) {
+			require.Equal(t, OAEPSHA256, c.MetadataOAEPHash)
+		}},
+		{name: "bad oaep hash", mutate: func(c *Client) { c.MetadataOAEPHash = "md5" }, wantField: "client_metadata_oaep_hash"},
 		{name: "bad client_id", mutate: func(c *Client) { c.ID = "a b" }, wantField: "client_id"},
 		{name: "no name", mutate: func(c *Client) { c.Name = " " }, wantField: "name"},
 		{name: "control in name", mutate: func(c *Client) { c.Name = "a\x00b" }, wantField: "name"},
@@ -275,7 +291,16 @@ func TestRequestedVectors(t *testing.T) {
 		{vtr: "", want: `["P9.Cp.Cd","P9.Cm"]`},
 		{vtr: `["P5.Cp.Cd", "P5.Cm"]`, want: `["P5.Cp.Cd","P5.Cm"]`},
 		{vtr: `["P9.Cd.Cp"]`, want: `["P9.Cd.Cp"]`},
+		// Ck vectors cannot be met here: passed over beside others (NHS
+		// login's default, the NHS App's list), refused alone.
 		{vtr: `["P9.Cp.Ck"]`, wantErr: ErrVectorNotAllowed},
+		{vtr: `["P9.Cp.Cd","P9.Cp.Ck","P9.Cm"]`, want: `["P9.Cp.Cd","P9.Cm"]`},
+		{vtr: `["P5.Cp.Cd", "P5.Cp.Ck", "P5.Cm"]`, want: `["P5.Cp.Cd","P5.Cm"]`},
+		// Omitted components and stray spaces, as NHS login accepts them.
+		{vtr: `["P9"]`, want: `["P9"]`},
+		{vtr: `["P5"]`, want: `["P5"]`},
+		{vtr: `["P0"]`, wantErr: ErrVectorNotAllowed},
+		{vtr: `["P9.Cp.Cd "]`, want: `["P9.Cp.Cd"]`},
 		{vtr: `["P0.Cp"]`, wantErr: ErrVectorNotAllowed},
 		{vtr: `["P9.Cx"]`, wantErr: trust.ErrUnknownComponent},
 		{vtr: `P9.Cm`, wantErr: trust.ErrMalformed},

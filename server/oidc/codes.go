@@ -96,9 +96,6 @@ type grantRow struct {
 	ExpiresAt           time.Time  `db:"expires_at"`
 }
 
-const grantColumns = `id, code_hash, client_id, account_id, subject, redirect_uri, scopes, nonce, vot, vtr, credentials,
-	auth_time, code_challenge, code_challenge_method, code_expires_at, code_used_at, revoked_at, created_at, expires_at`
-
 func (g *grantRow) scopes() []string { return strings.Fields(g.Scopes) }
 
 // level is the proofing level of the grant's vot.
@@ -127,8 +124,8 @@ func (s *Server) IssueCode(ctx context.Context, g Grant) (string, error) {
 	if g.AccountID == "" {
 		return "", fmt.Errorf("%w: no account", ErrInvalidRequest)
 	}
-	if g.Nonce == "" || len(g.Nonce) > maxNonceLen {
-		return "", fmt.Errorf("%w: nonce is required (at most %d bytes)", ErrInvalidRequest, maxNonceLen)
+	if len(g.Nonce) > maxNonceLen {
+		return "", fmt.Errorf("%w: nonce is longer than %d bytes", ErrInvalidRequest, maxNonceLen)
 	}
 	if len(g.VTR) == 0 {
 		return "", fmt.Errorf("%w: no requested vectors", ErrInvalidRequest)
@@ -145,8 +142,8 @@ func (s *Server) IssueCode(ctx context.Context, g Grant) (string, error) {
 	if vot == nil {
 		return "", fmt.Errorf("%w: vot %q is not one of the requested vectors", ErrInvalidRequest, g.VoT)
 	}
-	if missing := g.Credentials.Missing(vot.Credentials); len(missing) > 0 {
-		return "", fmt.Errorf("%w: vot %s needs credentials %v not proven", ErrInvalidRequest, g.VoT, missing)
+	if !vot.MetBy(vot.Level, trust.Credentials(nil).With(g.Credentials...)) {
+		return "", fmt.Errorf("%w: vot %s needs credentials not proven (proven: %v)", ErrInvalidRequest, g.VoT, g.Credentials)
 	}
 	now := s.now()
 	if g.AuthTime.IsZero() || g.AuthTime.After(now.Add(clockSkew)) {
@@ -174,30 +171,27 @@ func (s *Server) IssueCode(ctx context.Context, g Grant) (string, error) {
 	}
 	code := secrets.NewToken()
 	expires := now.Add(s.cfg.CodeLifetime)
-	_, err = s.db.NamedExecContext(ctx, `INSERT INTO oidc_grants (`+grantColumns+`) VALUES
-		(:id, :code_hash, :client_id, :account_id, :subject, :redirect_uri, :scopes, :nonce, :vot, :vtr, :credentials,
-		 :auth_time, :code_challenge, :code_challenge_method, :code_expires_at, :code_used_at, :revoked_at, :created_at, :expires_at)`,
-		grantRow{
-			ID:                  secrets.NewID(),
-			CodeHash:            s.keyring.MAC(macCode, code),
-			ClientID:            client.ID,
-			AccountID:           g.AccountID,
-			Subject:             sub,
-			RedirectURI:         g.RedirectURI,
-			Scopes:              strings.Join(g.Scopes, " "),
-			Nonce:               g.Nonce,
-			VoT:                 g.VoT,
-			VTR:                 trust.FormatVTR(g.VTR),
-			Credentials:         strings.Join(credStrings(trust.Credentials(nil).With(g.Credentials...)), " "),
-			AuthTime:            g.AuthTime.UTC().Truncate(time.Second),
-			CodeChallenge:       g.CodeChallenge,
-			CodeChallengeMethod: g.CodeChallengeMethod,
-			CodeExpiresAt:       expires,
-			CreatedAt:           now,
-			// Long enough for anything issued from the code, so that
-			// redeeming it changes no index.
-			ExpiresAt: expires.Add(s.grantLifetime(client)),
-		})
+	err = s.store.insertGrant(ctx, &grantRow{
+		ID:                  secrets.NewID(),
+		CodeHash:            s.keyring.MAC(macCode, code),
+		ClientID:            client.ID,
+		AccountID:           g.AccountID,
+		Subject:             sub,
+		RedirectURI:         g.RedirectURI,
+		Scopes:              strings.Join(g.Scopes, " "),
+		Nonce:               g.Nonce,
+		VoT:                 g.VoT,
+		VTR:                 trust.FormatVTR(g.VTR),
+		Credentials:         strings.Join(credStrings(trust.Credentials(nil).With(g.Credentials...)), " "),
+		AuthTime:            g.AuthTime.UTC().Truncate(time.Second),
+		CodeChallenge:       g.CodeChallenge,
+		CodeChallengeMethod: g.CodeChallengeMethod,
+		CodeExpiresAt:       expires,
+		CreatedAt:           now,
+		// Long enough for anything issued from the code, so that
+		// redeeming it changes no index.
+		ExpiresAt: expires.Add(s.grantLifetime(client)),
+	})
 	if err != nil {
 		return "", fmt.Errorf("store authorization code: %w", err)
 	}
@@ -214,29 +208,12 @@ func (s *Server) grantLifetime(client *Client) time.Duration {
 	return d
 }
 
-// qRedeemCode uses up an unexpired, unused code of a client.
-const qRedeemCode = `UPDATE oidc_grants SET code_used_at = ?
-	WHERE code_hash = ? AND client_id = ? AND code_used_at IS NULL AND revoked_at IS NULL AND code_expires_at > ?
-	RETURNING id, client_id, account_id, subject, redirect_uri, scopes, nonce, vot, auth_time, code_challenge, expires_at`
-
 // redeemCodeTx uses up client's authorization code (by its keyed hash)
 // within tx. It returns nil when the code cannot be redeemed: unknown,
 // expired, used, revoked or another client's (codeRefused says which).
 // Only the columns the token response needs are read back.
 func (s *Server) redeemCodeTx(ctx context.Context, tx *sqlx.Tx, client *Client, hash string, now time.Time) (*grantRow, error) {
-	st, err := s.stmts.inTx(ctx, tx, qRedeemCode)
-	if err != nil {
-		return nil, err
-	}
-	var g grantRow
-	err = st.GetContext(ctx, &g, now, hash, client.ID, now)
-	if migrations.IsNoRows(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("redeem code: %w", err)
-	}
-	return &g, nil
+	return s.store.redeemCode(ctx, tx, client.ID, hash, now)
 }
 
 // checkCodeBindings verifies that the token request matches the
@@ -261,8 +238,7 @@ func checkCodeBindings(g *grantRow, redirectURI, verifier string) error {
 // codeRefused explains why a code could not be redeemed, revoking its
 // grant when the code had been used before.
 func (s *Server) codeRefused(ctx context.Context, a audit.Actor, client *Client, hash string, now time.Time) error {
-	var g grantRow
-	err := s.db.GetContext(ctx, &g, s.db.Rebind(`SELECT `+grantColumns+` FROM oidc_grants WHERE code_hash = ?`), hash)
+	g, err := s.store.grantByCodeHash(ctx, hash)
 	if migrations.IsNoRows(err) {
 		return invalidGrant("unknown or expired authorization code")
 	}
@@ -290,22 +266,42 @@ func (s *Server) codeRefused(ctx context.Context, a audit.Actor, client *Client,
 // revokeGrant revokes a grant: its refresh tokens are refused and its
 // access tokens are rejected at /userinfo.
 func (s *Server) revokeGrant(ctx context.Context, grantID string) error {
-	_, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE oidc_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`), s.now(), grantID)
-	if err != nil {
+	if err := s.store.revokeGrant(ctx, grantID, s.now()); err != nil {
 		return fmt.Errorf("revoke grant: %w", err)
 	}
 	return nil
+}
+
+// Grants revokes what relying parties hold for an account. It needs only
+// the database, so capabilities that revoke (identity) are built before
+// the provider, which needs them for its claims.
+type Grants struct {
+	store *store
+	now   func() time.Time
+}
+
+// NewGrants returns the grant revoker over db (now defaults to time.Now).
+func NewGrants(db *sqlx.DB, now func() time.Time) *Grants {
+	if now == nil {
+		now = time.Now
+	}
+	return &Grants{store: newStore(db), now: now}
 }
 
 // RevokeAccount revokes every grant of an account (a person PDS marks as
 // deceased): their refresh tokens are refused and their access tokens
 // rejected. It returns how many grants it revoked.
 func (s *Server) RevokeAccount(ctx context.Context, accountID string) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE oidc_grants SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL`), s.now(), accountID)
+	return (&Grants{store: s.store, now: s.now}).RevokeAccount(ctx, accountID)
+}
+
+// RevokeAccount is Server.RevokeAccount.
+func (g *Grants) RevokeAccount(ctx context.Context, accountID string) (int64, error) {
+	n, err := g.store.revokeAccount(ctx, accountID, g.now())
 	if err != nil {
 		return 0, fmt.Errorf("revoke account grants: %w", err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
 
 // pkceMatches checks an S256 code_verifier against its challenge.

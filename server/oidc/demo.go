@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/idlink/idlink/server/secrets"
 )
 
 // Development-mode demo clients.
@@ -173,26 +175,9 @@ func loadOrCreateKey(path string) (*rsa.PrivateKey, error) {
 }
 
 func parseRSAPrivateKeyPEM(b []byte, path string) (*rsa.PrivateKey, error) {
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, fmt.Errorf("demo client key %s: not PEM", path)
-	}
-	var key any
-	var err error
-	switch block.Type {
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	default:
-		return nil, fmt.Errorf("demo client key %s: PEM type %q is not a private key", path, block.Type)
-	}
+	key, err := secrets.ParseRSAPrivateKeyPEM(b)
 	if err != nil {
 		return nil, fmt.Errorf("demo client key %s: %w", path, err)
 	}
-	priv, ok := key.(*rsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("demo client key %s: %T is not RSA", path, key)
-	}
-	return priv, nil
+	return key, nil
 }

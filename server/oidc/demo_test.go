@@ -22,7 +22,7 @@ func TestEnsureDemoClients(t *testing.T) {
 		require.Equal(t, DemoClientID, d.RP.ID)
 		require.Equal(t, DemoRedirectURIs(), d.RP.RedirectURIs)
 		require.Equal(t, SupportedScopes(), d.RP.Scopes)
-		require.Len(t, d.RP.VTR, 12)
+		require.Len(t, d.RP.VTR, 9)
 		require.True(t, d.RP.RefreshTokens)
 		require.Equal(t, CompanionClientID, d.Companion.ID)
 		require.True(t, d.Companion.Public)

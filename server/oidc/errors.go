@@ -78,8 +78,11 @@ func invalidGrant(format string, args ...any) *oauthError {
 	return newOAuthError(http.StatusBadRequest, codeInvalidGrant, format, args...)
 }
 
+// invalidClient is answered with 400, as NHS login's error table says: a
+// client authenticating with private_key_jwt sent no Authorization header,
+// so RFC 6749's 401 with WWW-Authenticate does not apply.
 func invalidClient(format string, args ...any) *oauthError {
-	return newOAuthError(http.StatusUnauthorized, codeInvalidClient, format, args...)
+	return newOAuthError(http.StatusBadRequest, codeInvalidClient, format, args...)
 }
 
 // errorBody is the JSON body of an OAuth error.

@@ -28,7 +28,7 @@ func (s *Server) SharedWith(ctx context.Context, accountID string) ([]SharedServ
 		ClientID string `db:"client_id"`
 		Scopes   string `db:"scopes"`
 	}
-	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT client_id, scopes FROM oidc_consents WHERE account_id = ? ORDER BY client_id`), accountID); err != nil {
+	if err := s.store.db.SelectContext(ctx, &rows, s.store.db.Rebind(`SELECT client_id, scopes FROM oidc_consents WHERE account_id = ? ORDER BY client_id`), accountID); err != nil {
 		return nil, fmt.Errorf("list consents: %w", err)
 	}
 	out := make([]SharedService, 0, len(rows))
@@ -58,7 +58,7 @@ func (s *Server) SharedWith(ctx context.Context, accountID string) ([]SharedServ
 // its access tokens rejected): the next visit asks for consent again. It
 // reports whether there was a consent to withdraw.
 func (s *Server) StopSharing(ctx context.Context, accountID, clientID string) (bool, error) {
-	tx, err := s.db.BeginTxx(ctx, nil)
+	tx, err := s.store.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("stop sharing: %w", err)
 	}
@@ -87,7 +87,7 @@ func (s *Server) StopSharing(ctx context.Context, accountID, clientID string) (b
 // sub is never given to anyone else and a relying party's question about
 // it can be answered from the audit record.
 func (s *Server) ForgetPerson(ctx context.Context, accountID string) error {
-	tx, err := s.db.BeginTxx(ctx, nil)
+	tx, err := s.store.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("forget person: %w", err)
 	}

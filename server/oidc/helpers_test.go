@@ -289,7 +289,7 @@ func newVerifier() (string, string) {
 // grant returns a grant for rp1 at P9.Cp.Cd with PKCE; verifier is the
 // matching code_verifier.
 func (e *env) grant(mutate func(*Grant)) (g Grant, verifier string) {
-	vtr, err := trust.ParseVTR(trust.DefaultVTR)
+	vtr, err := trust.ParseVTR(`["P9.Cp.Cd","P9.Cm"]`) // NHS login's default as /authorize passes it on (less Ck)
 	require.NoError(e.t, err)
 	verifier, challenge := newVerifier()
 	g = Grant{

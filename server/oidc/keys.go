@@ -15,9 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/gofiber/fiber/v3"
-	"github.com/jmoiron/sqlx"
 
-	"github.com/idlink/idlink/migrations"
 	"github.com/idlink/idlink/server/secrets"
 )
 
@@ -80,7 +78,7 @@ type KeyInfo struct {
 // memory, reloading periodically so that replicas follow a rotation made
 // elsewhere. It is safe for concurrent use.
 type Keys struct {
-	db          *sqlx.DB
+	store       *store
 	keyring     *secrets.Keyring
 	now         func() time.Time
 	reloadEvery time.Duration
@@ -123,10 +121,10 @@ type keyRow struct {
 	RetireAfter *time.Time `db:"retire_after"`
 }
 
-func newKeys(db *sqlx.DB, keyring *secrets.Keyring, now func() time.Time, cfg Config, log *slog.Logger) *Keys {
+func newKeys(st *store, keyring *secrets.Keyring, now func() time.Time, cfg Config, log *slog.Logger) *Keys {
 	return &Keys{
 		log:         log,
-		db:          db,
+		store:       st,
 		keyring:     keyring,
 		now:         now,
 		reloadEvery: cfg.KeyReloadInterval,
@@ -143,15 +141,14 @@ func newKeys(db *sqlx.DB, keyring *secrets.Keyring, now func() time.Time, cfg Co
 // constraint lets one insert win and the others change nothing.
 func (k *Keys) EnsureKeys(ctx context.Context) error {
 	for _, st := range []KeyState{KeyActive, KeyNext} {
-		var n int
-		err := k.db.GetContext(ctx, &n, k.db.Rebind(`SELECT COUNT(*) FROM oidc_signing_keys WHERE slot = ?`), string(st))
+		taken, err := k.store.keySlotTaken(ctx, st)
 		if err != nil {
 			return fmt.Errorf("look for %s signing key: %w", st, err)
 		}
-		if n > 0 {
+		if taken {
 			continue
 		}
-		if _, err := k.insertKey(ctx, k.db, st); err != nil {
+		if _, err := k.insertKey(ctx, st); err != nil {
 			return err
 		}
 	}
@@ -160,7 +157,7 @@ func (k *Keys) EnsureKeys(ctx context.Context) error {
 
 // insertKey generates a key and stores it in slot st; it does nothing when
 // another process filled the slot first. It reports whether it inserted.
-func (k *Keys) insertKey(ctx context.Context, q sqlx.ExtContext, st KeyState) (bool, error) {
+func (k *Keys) insertKey(ctx context.Context, st KeyState) (bool, error) {
 	priv, err := k.generate()
 	if err != nil {
 		return false, fmt.Errorf("generate signing key: %w", err)
@@ -174,18 +171,11 @@ func (k *Keys) insertKey(ctx context.Context, q sqlx.ExtContext, st KeyState) (b
 	if st == KeyActive {
 		activated = &now
 	}
-	res, err := q.ExecContext(ctx, k.db.Rebind(`INSERT INTO oidc_signing_keys
-		(id, state, slot, algorithm, private_key, created_at, activated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (slot) DO NOTHING`),
-		secrets.NewID(), string(st), string(st), string(signingAlg), k.keyring.Seal(sealPurpose, der), now, activated)
+	inserted, err := k.store.insertKeyInSlot(ctx, secrets.NewID(), st, string(signingAlg), k.keyring.Seal(sealPurpose, der), now, activated)
 	if err != nil {
 		return false, fmt.Errorf("store %s signing key: %w", st, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("store %s signing key: %w", st, err)
-	}
-	return n == 1, nil
+	return inserted, nil
 }
 
 // Rotate promotes the next key to active, retires the active key (it stays
@@ -225,33 +215,15 @@ func (k *Keys) Rotate(ctx context.Context, force bool) (KeyInfo, error) {
 		return KeyInfo{}, fmt.Errorf("encode signing key: %w", err)
 	}
 
-	tx, err := k.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return KeyInfo{}, fmt.Errorf("rotate keys: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	// Another replica may still sign with the old key until its cache of
 	// keys is renewed (at worst after staleReloads intervals).
 	retireAfter := now.Add(staleReloads*k.reloadEvery + k.maxSigned)
+	var activeID string
 	if active != nil {
-		if err := execOne(ctx, tx, `UPDATE oidc_signing_keys SET state = 'retired', slot = NULL, retired_at = ?, retire_after = ?
-			WHERE id = ? AND slot = 'active'`, now, retireAfter, active.ID); err != nil {
-			return KeyInfo{}, fmt.Errorf("retire key %s: %w", active.ID, err)
-		}
+		activeID = active.ID
 	}
-	if err := execOne(ctx, tx, `UPDATE oidc_signing_keys SET state = 'active', slot = 'active', activated_at = ?
-		WHERE id = ? AND slot = 'next'`, now, next.ID); err != nil {
-		return KeyInfo{}, fmt.Errorf("activate key %s: %w", next.ID, err)
-	}
-	if err := execOne(ctx, tx, `INSERT INTO oidc_signing_keys (id, state, slot, algorithm, private_key, created_at)
-		VALUES (?, 'next', 'next', ?, ?, ?)`, secrets.NewID(), string(signingAlg), k.keyring.Seal(sealPurpose, der), now); err != nil {
-		return KeyInfo{}, fmt.Errorf("store next key: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM oidc_signing_keys WHERE state = 'retired' AND retire_after <= ?`), now); err != nil {
-		return KeyInfo{}, fmt.Errorf("drop expired keys: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return KeyInfo{}, fmt.Errorf("rotate keys: %w", err)
+	if err := k.store.rotateKeys(ctx, activeID, next.ID, secrets.NewID(), string(signingAlg), k.keyring.Seal(sealPurpose, der), now, retireAfter); err != nil {
+		return KeyInfo{}, err
 	}
 	if err := k.Reload(ctx); err != nil {
 		return KeyInfo{}, err
@@ -259,26 +231,6 @@ func (k *Keys) Rotate(ctx context.Context, force bool) (KeyInfo, error) {
 	info := next.info(now)
 	info.State, info.ActivatedAt = KeyActive, &now
 	return info, nil
-}
-
-// execOne runs a statement that must change exactly one row; a statement
-// that changes none means another process got there first.
-func execOne(ctx context.Context, tx *sqlx.Tx, query string, args ...any) error {
-	res, err := tx.ExecContext(ctx, tx.Rebind(query), args...)
-	if err != nil {
-		if migrations.IsUniqueViolation(err) {
-			return ErrConcurrentRotation
-		}
-		return err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n != 1 {
-		return ErrConcurrentRotation
-	}
-	return nil
 }
 
 // List returns every stored key, active first, then next, then retired
@@ -318,10 +270,7 @@ func utcPtr(t *time.Time) *time.Time {
 }
 
 func (k *Keys) rows(ctx context.Context) ([]keyRow, error) {
-	var rows []keyRow
-	err := k.db.SelectContext(ctx, &rows, `SELECT id, state, algorithm, private_key, created_at, activated_at, retired_at, retire_after
-		FROM oidc_signing_keys
-		ORDER BY CASE state WHEN 'active' THEN 0 WHEN 'next' THEN 1 ELSE 2 END, created_at DESC, id`)
+	rows, err := k.store.keyRows(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list signing keys: %w", err)
 	}

@@ -93,13 +93,12 @@ type Server struct {
 	cfg       Config
 	issuer    string // without trailing slash
 	issuerURL *url.URL
-	db        *sqlx.DB
+	store     *store
 	keyring   *secrets.Keyring
 	people    People
 	audit     *audit.Log
 	log       *slog.Logger
 
-	stmts     *stmtCache
 	keys      *Keys
 	clients   *Clients
 	admin     *AdminAPI
@@ -149,7 +148,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg:       cfg,
 		issuer:    u.String(),
 		issuerURL: u,
-		db:        deps.DB,
+		store:     newStore(deps.DB),
 		keyring:   deps.Keyring,
 		people:    deps.People,
 		audit:     deps.Audit,
@@ -162,9 +161,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.keys = newKeys(deps.DB, deps.Keyring, s.now, cfg, s.log)
-	s.stmts = &stmtCache{db: deps.DB}
-	s.clients = &Clients{db: deps.DB, stmts: s.stmts, now: s.now, development: cfg.Development}
+	s.keys = newKeys(s.store, deps.Keyring, s.now, cfg, s.log)
+	s.clients = &Clients{store: s.store, now: s.now, development: cfg.Development}
 	s.admin = &AdminAPI{clients: s.clients, token: cfg.AdminToken, audit: s.audit, log: s.log}
 	s.verifier = &assertionVerifier{
 		clients:   s.clients,
@@ -238,24 +236,13 @@ func (s *Server) Register(r fiber.Router) {
 
 // Close releases the statements the server prepared. The database handle
 // stays open: it belongs to the caller.
-func (s *Server) Close() error { return s.stmts.close() }
+func (s *Server) Close() error { return s.store.close() }
 
 // Purge deletes what has expired: single-use JWT ids, grants with their
 // refresh tokens and ID-token records, and stale refresh tokens. Call it
 // periodically (Maintain does).
 func (s *Server) Purge(ctx context.Context) error {
-	now := s.now()
-	for _, q := range []string{
-		`DELETE FROM oidc_jtis WHERE expires_at < ?`,
-		`DELETE FROM oidc_refresh_tokens WHERE expires_at < ?`,
-		`DELETE FROM oidc_id_tokens WHERE expires_at < ?`,
-		`DELETE FROM oidc_grants WHERE expires_at < ?`,
-	} {
-		if _, err := s.db.ExecContext(ctx, s.db.Rebind(q), now); err != nil {
-			return fmt.Errorf("purge expired OIDC state: %w", err)
-		}
-	}
-	return nil
+	return s.store.purge(ctx, s.now())
 }
 
 // Maintain purges expired state and reloads signing keys every interval
@@ -282,24 +269,7 @@ func (s *Server) Maintain(ctx context.Context, every time.Duration) {
 // (subject, grants and their tokens, client metadata); call it when the
 // account is deleted. Tokens already issued stop working at /userinfo.
 func (s *Server) ForgetAccount(ctx context.Context, accountID string) error {
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("forget account: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	for _, q := range []string{
-		`DELETE FROM oidc_grants WHERE account_id = ?`,
-		`DELETE FROM oidc_client_metadata WHERE account_id = ?`,
-		`DELETE FROM oidc_subjects WHERE account_id = ?`,
-	} {
-		if _, err := tx.ExecContext(ctx, tx.Rebind(q), accountID); err != nil {
-			return fmt.Errorf("forget account: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("forget account: %w", err)
-	}
-	return nil
+	return s.store.forgetAccount(ctx, accountID)
 }
 
 // actor describes the request for the audit log.

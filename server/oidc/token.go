@@ -33,17 +33,6 @@ const (
 	macRefresh = "oidc-refresh-token"
 )
 
-// Statements of the token endpoint's transactions (prepared once).
-const (
-	qInsertRefresh = `INSERT INTO oidc_refresh_tokens (token_hash, grant_id, client_id, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?)`
-	qInsertIDToken = `INSERT INTO oidc_id_tokens (jti, grant_id, client_id, account_id, expires_at)
-		VALUES (?, ?, ?, ?, ?)`
-	qUseRefresh = `UPDATE oidc_refresh_tokens SET used_at = ?
-		WHERE token_hash = ? AND client_id = ? AND used_at IS NULL AND expires_at > ?
-		RETURNING grant_id`
-)
-
 // form holds the parameters of a form-encoded request body, each at most
 // once; parameters sent with an empty value count as absent (RFC 6749
 // section 3.1).
@@ -223,10 +212,7 @@ func (s *Server) exchangeCode(ctx context.Context, a audit.Actor, ac *authentica
 	hash := s.keyring.MAC(macCode, code)
 	now := s.now()
 
-	if err := s.stmts.warm(ctx, qUseJTI, qRedeemCode, qInsertRefresh, qInsertIDToken); err != nil {
-		return nil, err
-	}
-	tx, err := s.db.BeginTxx(ctx, nil)
+	tx, err := s.store.begin(ctx, qUseJTI, qRedeemCode, qInsertRefresh, qInsertIDToken)
 	if err != nil {
 		return nil, fmt.Errorf("exchange code: %w", err)
 	}
@@ -248,7 +234,7 @@ func (s *Server) exchangeCode(ctx context.Context, a audit.Actor, ac *authentica
 		return nil, err
 	}
 	scopes := g.scopes()
-	refresh, idJTI, err := s.storeIssued(ctx, tx, g, client, scopes, now)
+	refresh, idJTI, err := s.storeIssued(ctx, tx, g, client, scopes, true, now)
 	if err != nil {
 		return nil, err
 	}
@@ -276,32 +262,24 @@ func (s *Server) personRefused(ctx context.Context, g *grantRow, err error) erro
 
 // storeIssued records within tx what a token response will carry: a new
 // refresh token when the client uses them, and the ID token's jti (for
-// asserted_login_identity) when openid is among scopes.
-func (s *Server) storeIssued(ctx context.Context, tx *sqlx.Tx, g *grantRow, client *Client, scopes []string, now time.Time) (refresh, idJTI string, err error) {
+// asserted_login_identity) when idToken is set and openid is among scopes.
+func (s *Server) storeIssued(ctx context.Context, tx *sqlx.Tx, g *grantRow, client *Client, scopes []string, idToken bool, now time.Time) (refresh, idJTI string, err error) {
 	// The grant (the revocation record) must outlive what it issues; it
 	// usually does already, and then nothing is written.
 	if until := now.Add(s.grantLifetime(client)); g.ExpiresAt.Before(until) {
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE oidc_grants SET expires_at = ? WHERE id = ? AND expires_at < ?`), until, g.ID, until); err != nil {
+		if err := s.store.extendGrant(ctx, tx, g.ID, until); err != nil {
 			return "", "", fmt.Errorf("extend grant: %w", err)
 		}
 	}
 	if client.RefreshTokens {
 		refresh = secrets.NewToken()
-		st, err := s.stmts.inTx(ctx, tx, qInsertRefresh)
-		if err != nil {
-			return "", "", err
-		}
-		if _, err := st.ExecContext(ctx, s.keyring.MAC(macRefresh, refresh), g.ID, client.ID, now, now.Add(s.cfg.RefreshTokenLifetime)); err != nil {
+		if err := s.store.insertRefresh(ctx, tx, s.keyring.MAC(macRefresh, refresh), g.ID, client.ID, now, now.Add(s.cfg.RefreshTokenLifetime)); err != nil {
 			return "", "", fmt.Errorf("store refresh token: %w", err)
 		}
 	}
-	if slices.Contains(scopes, ScopeOpenID) {
+	if idToken && slices.Contains(scopes, ScopeOpenID) {
 		idJTI = secrets.NewID()
-		st, err := s.stmts.inTx(ctx, tx, qInsertIDToken)
-		if err != nil {
-			return "", "", err
-		}
-		if _, err := st.ExecContext(ctx, idJTI, g.ID, client.ID, g.AccountID, now.Add(s.cfg.IDTokenLifetime)); err != nil {
+		if err := s.store.insertIDToken(ctx, tx, idJTI, g.ID, client.ID, g.AccountID, now.Add(s.cfg.IDTokenLifetime)); err != nil {
 			return "", "", fmt.Errorf("record ID token: %w", err)
 		}
 	}
@@ -309,7 +287,8 @@ func (s *Server) storeIssued(ctx context.Context, tx *sqlx.Tx, g *grantRow, clie
 }
 
 // exchangeRefresh rotates a refresh token: the presented one is used up
-// and a new one issued with fresh access and ID tokens, in one transaction
+// and a new one issued with a fresh access token (no ID token, as NHS
+// login), in one transaction
 // with the assertion's jti. Presenting a used refresh token again revokes
 // the whole family (the grant).
 func (s *Server) exchangeRefresh(ctx context.Context, a audit.Actor, ac *authenticated, f form) (*tokenSet, error) {
@@ -327,10 +306,7 @@ func (s *Server) exchangeRefresh(ctx context.Context, a audit.Actor, ac *authent
 	hash := s.keyring.MAC(macRefresh, token)
 	now := s.now()
 
-	if err := s.stmts.warm(ctx, qUseJTI, qUseRefresh, qInsertRefresh, qInsertIDToken); err != nil {
-		return nil, err
-	}
-	tx, err := s.db.BeginTxx(ctx, nil)
+	tx, err := s.store.begin(ctx, qUseJTI, qUseRefresh, qInsertRefresh, qInsertIDToken)
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
@@ -338,12 +314,7 @@ func (s *Server) exchangeRefresh(ctx context.Context, a audit.Actor, ac *authent
 	if err := s.spendAssertion(ctx, tx, ac); err != nil {
 		return nil, err
 	}
-	use, err := s.stmts.inTx(ctx, tx, qUseRefresh)
-	if err != nil {
-		return nil, err
-	}
-	var grantID string
-	err = use.GetContext(ctx, &grantID, now, hash, client.ID, now)
+	grantID, err := s.store.useRefresh(ctx, tx, hash, client.ID, now)
 	if migrations.IsNoRows(err) {
 		if err := commit(tx, ac, "refresh"); err != nil {
 			return nil, err
@@ -353,8 +324,8 @@ func (s *Server) exchangeRefresh(ctx context.Context, a audit.Actor, ac *authent
 	if err != nil {
 		return nil, fmt.Errorf("use refresh token: %w", err)
 	}
-	var g grantRow
-	if err := tx.GetContext(ctx, &g, tx.Rebind(`SELECT `+grantColumns+` FROM oidc_grants WHERE id = ?`), grantID); err != nil {
+	g, err := s.store.grantByID(ctx, tx, grantID)
+	if err != nil {
 		return nil, fmt.Errorf("load grant: %w", err)
 	}
 	if g.RevokedAt != nil {
@@ -364,7 +335,8 @@ func (s *Server) exchangeRefresh(ctx context.Context, a audit.Actor, ac *authent
 	if err != nil {
 		return nil, err
 	}
-	refresh, idJTI, err := s.storeIssued(ctx, tx, &g, client, scopes, now)
+	// NHS login issues an ID token for authorization_code only.
+	refresh, idJTI, err := s.storeIssued(ctx, tx, &g, client, scopes, false, now)
 	if err != nil {
 		return nil, err
 	}
@@ -381,15 +353,7 @@ func (s *Server) exchangeRefresh(ctx context.Context, a audit.Actor, ac *authent
 // refreshRefused explains why a refresh token was refused; a token used
 // before revokes its family.
 func (s *Server) refreshRefused(ctx context.Context, a audit.Actor, client *Client, hash string, now time.Time) error {
-	var row struct {
-		GrantID   string     `db:"grant_id"`
-		ClientID  string     `db:"client_id"`
-		AccountID string     `db:"account_id"`
-		ExpiresAt time.Time  `db:"expires_at"`
-		UsedAt    *time.Time `db:"used_at"`
-	}
-	err := s.db.GetContext(ctx, &row, s.db.Rebind(`SELECT r.grant_id, r.client_id, g.account_id, r.expires_at, r.used_at
-		FROM oidc_refresh_tokens r JOIN oidc_grants g ON g.id = r.grant_id WHERE r.token_hash = ?`), hash)
+	row, err := s.store.refreshByHash(ctx, hash)
 	if migrations.IsNoRows(err) {
 		return invalidGrant("unknown or expired refresh token")
 	}

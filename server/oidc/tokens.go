@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -38,8 +39,9 @@ func (s *Server) vtm() string { return s.endpoint("/trustmark/" + s.issuerURL.Ho
 func (s *Server) mint(ctx context.Context, g *grantRow, client *Client, scopes []string, p Person, idJTI, refresh string, now time.Time) (*tokenSet, error) {
 	level := g.level()
 	authTime := g.AuthTime.Unix()
+	allClaims := client.IDTokenClaims == IDTokenClaimsAll
 	var metadata string
-	if slices.Contains(scopes, ScopeClientMetadata) {
+	if allClaims && idJTI != "" && slices.Contains(scopes, ScopeClientMetadata) {
 		var err error
 		if metadata, err = s.clientMetadata(ctx, g.AccountID, client); err != nil {
 			return nil, err
@@ -77,7 +79,14 @@ func (s *Server) mint(ctx context.Context, g *grantRow, client *Client, scopes [
 		if err != nil {
 			return nil, fmt.Errorf("encode ID token: %w", err)
 		}
-		if extra := scopeClaims(p, scopes, level, metadata); len(extra) > 0 {
+		extra := scopeClaims(p, scopes, level, metadata)
+		if !allClaims {
+			// NHS login's ID token carries only these scope claims
+			// (Interface Specification – Federation, section 4.2); the
+			// rest come from /userinfo.
+			maps.DeleteFunc(extra, func(k string, _ any) bool { return !slices.Contains(nhsIDTokenClaims, k) })
+		}
+		if len(extra) > 0 {
 			// Scope claims never share a name with the fixed claims.
 			b, err := json.Marshal(extra)
 			if err != nil {
@@ -91,6 +100,9 @@ func (s *Server) mint(ctx context.Context, g *grantRow, client *Client, scopes [
 	}
 	return out, nil
 }
+
+// nhsIDTokenClaims are the scope claims NHS login puts in its ID token.
+var nhsIDTokenClaims = []string{"nhs_number", "family_name", "birthdate", "identity_proofing_level"}
 
 // accessTokenClaims are what an access token says.
 type accessTokenClaims struct {
@@ -120,7 +132,7 @@ type idTokenClaims struct {
 	IssuedAt int64  `json:"iat"`
 	ID       string `json:"jti"`
 	AuthTime int64  `json:"auth_time"`
-	Nonce    string `json:"nonce"`
+	Nonce    string `json:"nonce,omitempty"`
 	VoT      string `json:"vot"`
 	VTM      string `json:"vtm"`
 }
@@ -179,8 +191,7 @@ func (s *Server) verifyAccessToken(ctx context.Context, raw string) (*verifiedAc
 	case c.Expiry == nil || !now.Before(c.Expiry.Time()):
 		return nil, reject("the access token has expired")
 	}
-	var g grantRow
-	err = s.db.GetContext(ctx, &g, s.db.Rebind(`SELECT `+grantColumns+` FROM oidc_grants WHERE id = ?`), c.GrantID)
+	g, err := s.store.grantByID(ctx, nil, c.GrantID)
 	if migrations.IsNoRows(err) {
 		return nil, reject("the access token has been revoked")
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1" //nolint:gosec // OAEP with SHA-1 is what NHS login's relying parties decrypt; it stays sound for OAEP
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -235,9 +236,7 @@ func parseMetadataPatch(contentType string, body []byte) (string, error) {
 // generating and storing the default (a random value encrypted to the
 // client's key) the first time. "" means cleared, or no key to encrypt to.
 func (s *Server) clientMetadata(ctx context.Context, accountID string, client *Client) (string, error) {
-	q := s.db.Rebind(`SELECT value FROM oidc_client_metadata WHERE account_id = ? AND client_id = ?`)
-	var v string
-	err := s.db.GetContext(ctx, &v, q, accountID, client.ID)
+	v, err := s.store.clientMetadata(ctx, accountID, client.ID)
 	if err == nil {
 		return v, nil
 	}
@@ -251,28 +250,25 @@ func (s *Server) clientMetadata(ctx context.Context, accountID string, client *C
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO oidc_client_metadata (account_id, client_id, value, updated_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (account_id, client_id) DO NOTHING`), accountID, client.ID, gen, s.now()); err != nil {
+	if err := s.store.addClientMetadata(ctx, accountID, client.ID, gen, s.now()); err != nil {
 		return "", fmt.Errorf("store client metadata: %w", err)
 	}
-	if err := s.db.GetContext(ctx, &v, q, accountID, client.ID); err != nil {
+	if v, err = s.store.clientMetadata(ctx, accountID, client.ID); err != nil {
 		return "", fmt.Errorf("read client metadata: %w", err)
 	}
 	return v, nil
 }
 
 func (s *Server) setClientMetadata(ctx context.Context, accountID, clientID, value string) error {
-	_, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO oidc_client_metadata (account_id, client_id, value, updated_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT (account_id, client_id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`),
-		accountID, clientID, value, s.now())
-	if err != nil {
+	if err := s.store.setClientMetadata(ctx, accountID, clientID, value, s.now()); err != nil {
 		return fmt.Errorf("store client metadata: %w", err)
 	}
 	return nil
 }
 
 // newClientMetadata makes the default client_user_metadata: 32 random
-// bytes encrypted with RSA-OAEP (SHA-256) to the client's public key,
+// bytes encrypted with RSA-OAEP (SHA-1, or SHA-256 when the client asks
+// for it; MGF1 with the same hash, no label) to the client's public key,
 // base64url without padding.
 func newClientMetadata(client *Client) (string, error) {
 	if client.publicKey == nil {
@@ -280,7 +276,11 @@ func newClientMetadata(client *Client) (string, error) {
 	}
 	var secret [32]byte
 	_, _ = rand.Read(secret[:])
-	ct, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, client.publicKey, secret[:], nil)
+	h := sha1.New() // NHS login's examples decrypt with PKCS#1 OAEP defaults
+	if client.MetadataOAEPHash == OAEPSHA256 {
+		h = sha256.New()
+	}
+	ct, err := rsa.EncryptOAEP(h, rand.Reader, client.publicKey, secret[:], nil)
 	if err != nil {
 		return "", fmt.Errorf("encrypt client metadata: %w", err)
 	}

@@ -3,12 +3,15 @@ package oidc
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
+	"hash"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -170,32 +173,47 @@ func TestClaimsByScopeAndLevel(t *testing.T) {
 				g.Scopes = []string{ScopeOpenID, ScopeProfile}
 			}, []string{"nhs_number", "family_name", "birthdate", "identity_proofing_level"}},
 		}
-		for _, tc := range tests {
-			t.Run(tc.name, func(t *testing.T) {
-				tokens := e.login(tc.mutate)
-				_, body := e.userinfo(tokens["access_token"].(string))
-				var got []string
-				for k := range body {
-					if k != "sub" && k != "iss" && k != "aud" {
-						got = append(got, k)
-					}
-				}
-				require.ElementsMatch(t, tc.want, got)
-				_, id := e.verifyToken(tokens["id_token"].(string))
-				for _, k := range tc.want {
-					require.Equal(t, body[k], id[k], "ID token carries the same scope claim %s", k)
-				}
-				if tc.name == "P5 login of a P9 person" {
-					require.Equal(t, "P9", body["identity_proofing_level"], "the person's level, above the vot")
-					require.Equal(t, "P5.Cp.Cd", id["vot"])
-				}
-				if tc.name == "gp scopes at P9" {
-					require.Equal(t, map[string]any{"gp_ods_code": "Y12345"}, body["gp_registration_details"])
-					require.Equal(t, map[string]any{"gp_user_id": "u-1", "gp_linkage_key": "lk-1", "gp_ods_code": "Y12345"}, body["gp_integration_credentials"])
-				}
-			})
+		for _, mode := range []string{IDTokenClaimsNHS, IDTokenClaimsAll} {
+			rp := *e.rp
+			rp.IDTokenClaims = mode
+			_, err := e.srv.Clients().Update(context.Background(), rp)
+			require.NoError(t, err)
+			for _, tc := range tests {
+				t.Run(mode+"/"+tc.name, func(t *testing.T) { checkClaims(t, e, mode, tc.name, tc.mutate, tc.want) })
+			}
 		}
 	})
+}
+
+// checkClaims logs in with mutate and checks that /userinfo releases
+// exactly want, and that the ID token carries them all (mode "all") or
+// only NHS login's ID token claims among them (mode "nhs").
+func checkClaims(t *testing.T, e *env, mode, name string, mutate func(*Grant), want []string) {
+	tokens := e.login(mutate)
+	_, body := e.userinfo(tokens["access_token"].(string))
+	var got []string
+	for k := range body {
+		if k != "sub" && k != "iss" && k != "aud" {
+			got = append(got, k)
+		}
+	}
+	require.ElementsMatch(t, want, got)
+	_, id := e.verifyToken(tokens["id_token"].(string))
+	for _, k := range want {
+		if mode == IDTokenClaimsAll || slices.Contains(nhsIDTokenClaims, k) {
+			require.Equal(t, body[k], id[k], "ID token carries the same scope claim %s", k)
+		} else {
+			require.NotContains(t, id, k, "NHS login's ID token has no %s: /userinfo has it", k)
+		}
+	}
+	if name == "P5 login of a P9 person" {
+		require.Equal(t, "P9", body["identity_proofing_level"], "the person's level, above the vot")
+		require.Equal(t, "P5.Cp.Cd", id["vot"])
+	}
+	if name == "gp scopes at P9" {
+		require.Equal(t, map[string]any{"gp_ods_code": "Y12345"}, body["gp_registration_details"])
+		require.Equal(t, map[string]any{"gp_user_id": "u-1", "gp_linkage_key": "lk-1", "gp_ods_code": "Y12345"}, body["gp_integration_credentials"])
+	}
 }
 
 func TestScopeClaimsGating(t *testing.T) {
@@ -225,11 +243,18 @@ func (e *env) patchMetadata(token, contentType, body string) (*http.Response, ma
 	return resp, jsonBody(e.t, resp)
 }
 
+// decryptMetadata decrypts a generated client_user_metadata as NHS
+// login's examples do: PKCS#1 OAEP with its defaults (SHA-1, MGF1-SHA-1).
 func decryptMetadata(t *testing.T, key *rsa.PrivateKey, v string) []byte {
+	t.Helper()
+	return decryptMetadataWith(t, sha1.New(), key, v)
+}
+
+func decryptMetadataWith(t *testing.T, h hash.Hash, key *rsa.PrivateKey, v string) []byte {
 	t.Helper()
 	ct, err := base64.RawURLEncoding.DecodeString(v)
 	require.NoError(t, err)
-	pt, err := rsa.DecryptOAEP(sha256.New(), nil, key, ct, nil)
+	pt, err := rsa.DecryptOAEP(h, nil, key, ct, nil)
 	require.NoError(t, err)
 	return pt
 }
@@ -245,7 +270,11 @@ func TestClientUserMetadata(t *testing.T) {
 		def := body["client_user_metadata"].(string)
 		require.Len(t, decryptMetadata(t, e.rpKey, def), 32)
 		_, id := e.verifyToken(tokens["id_token"].(string))
-		require.Equal(t, def, id["client_user_metadata"])
+		require.NotContains(t, id, "client_user_metadata", "not an NHS login ID token claim")
+		ct, err := base64.RawURLEncoding.DecodeString(def)
+		require.NoError(t, err)
+		_, err = rsa.DecryptOAEP(sha256.New(), nil, e.rpKey, ct, nil)
+		require.Error(t, err, "SHA-1 OAEP by default, not SHA-256")
 		_, body = e.userinfo(at)
 		require.Equal(t, def, body["client_user_metadata"])
 
@@ -289,14 +318,19 @@ func TestClientUserMetadata(t *testing.T) {
 
 		// The metadata is per client: another client gets its own default,
 		// encrypted to its own key.
+		// This one asked for SHA-256 OAEP, and every claim in its ID token.
 		rp2Key := testKey(t, "rp2")
-		_, err := e.srv.Clients().Create(context.Background(), Client{ID: "rp2", Name: "RP2", RedirectURIs: []string{"https://rp2.example/cb"},
-			PublicKeyPEM: publicPEM(t, rp2Key), Scopes: []string{ScopeOpenID, ScopeClientMetadata}})
+		_, err = e.srv.Clients().Create(context.Background(), Client{ID: "rp2", Name: "RP2", RedirectURIs: []string{"https://rp2.example/cb"},
+			PublicKeyPEM: publicPEM(t, rp2Key), Scopes: []string{ScopeOpenID, ScopeClientMetadata},
+			MetadataOAEPHash: OAEPSHA256, IDTokenClaims: IDTokenClaimsAll})
 		require.NoError(t, err)
 		rp2 := e.loginAs("rp2", rp2Key, "https://rp2.example/cb", func(g *Grant) { g.Scopes = []string{ScopeOpenID, ScopeClientMetadata} })
 		_, body = e.userinfo(rp2["access_token"].(string))
 		require.Equal(t, "rp2", body["aud"])
-		require.Len(t, decryptMetadata(t, rp2Key, body["client_user_metadata"].(string)), 32)
+		rp2Meta := body["client_user_metadata"].(string)
+		require.Len(t, decryptMetadataWith(t, sha256.New(), rp2Key, rp2Meta), 32)
+		_, id2 := e.verifyToken(rp2["id_token"].(string))
+		require.Equal(t, rp2Meta, id2["client_user_metadata"])
 
 		// Without the client_metadata scope, no PATCH.
 		other := e.login(func(g *Grant) { g.Scopes = []string{ScopeOpenID, ScopeEmail} })

@@ -2,6 +2,7 @@
 // out, and derives purpose-bound keys from the one master key in
 // configuration: an HMAC for values stored hashed (security codes, link
 // tokens, session ids) and an AEAD for values stored encrypted (signing keys).
+// It also reads the RSA private keys given in PEM files (PDS, demo client).
 package secrets
 
 import (

@@ -42,13 +42,21 @@ type RP struct {
 // given scopes (besides openid); a public one uses PKCE without a key.
 func NewRP(t testing.TB, s *Server, public bool, scopes ...string) *RP {
 	t.Helper()
+	return NewRPWithID(t, s, "", public, scopes...)
+}
+
+// NewRPWithID is NewRP with a chosen client_id (configuration such as
+// IDLINK_ASSERTED_LOGIN_PAIRS names clients before they exist); "" lets
+// the server choose.
+func NewRPWithID(t testing.TB, s *Server, id string, public bool, scopes ...string) *RP {
+	t.Helper()
 	callback := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("relying party callback"))
 	}))
 	t.Cleanup(callback.Close)
 	c := idp.Client{
-		Name: "Test Health Service", RedirectURIs: []string{callback.URL + "/callback"},
+		ID: id, Name: "Test Health Service", RedirectURIs: []string{callback.URL + "/callback"},
 		Scopes: append([]string{"openid"}, scopes...), VTR: idp.NHSProfileVectors(), Public: public,
 	}
 	r := &RP{t: t, s: s, callback: callback}
@@ -124,6 +132,22 @@ func (r *RP) Exchange(code string, a AuthRequest) (*oauth2.Token, *oidc.IDToken,
 	return tok, idt, claims
 }
 
+// Key is the relying party's private key (nil for a public client), for
+// tests that sign their own assertions.
+func (r *RP) Key() *rsa.PrivateKey { return r.key }
+
+// UserInfo reads /userinfo with tok's access token and returns its claims
+// (where NHS login's relying parties find every scope claim beyond the
+// ID token's few).
+func (r *RP) UserInfo(tok *oauth2.Token) map[string]any {
+	r.t.Helper()
+	info, err := r.Provider.UserInfo(context.Background(), oauth2.StaticTokenSource(tok))
+	require.NoError(r.t, err)
+	claims := map[string]any{}
+	require.NoError(r.t, info.Claims(&claims))
+	return claims
+}
+
 // Assertion returns a fresh private_key_jwt client assertion.
 func (r *RP) Assertion() string {
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS512, Key: r.key}, (&jose.SignerOptions{}).WithType("JWT"))
@@ -133,6 +157,17 @@ func (r *RP) Assertion() string {
 		Issuer: r.Client.ID, Subject: r.Client.ID, Audience: jwt.Audience{r.Config.Endpoint.TokenURL},
 		ID: secrets.NewID(), IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(5 * time.Minute)),
 	}).Serialize()
+	require.NoError(r.t, err)
+	return raw
+}
+
+// Sign returns a JWT with claims signed RS512 by the relying party's key
+// (an asserted_login_identity, say).
+func (r *RP) Sign(claims map[string]any) string {
+	r.t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS512, Key: r.key}, (&jose.SignerOptions{}).WithType("JWT"))
+	require.NoError(r.t, err)
+	raw, err := jwt.Signed(signer).Claims(claims).Serialize()
 	require.NoError(r.t, err)
 	return raw
 }

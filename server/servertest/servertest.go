@@ -265,3 +265,54 @@ func text(n *html.Node) string {
 	})
 	return sb.String()
 }
+
+// AuditCount counts the audit events of typ about accountID ("" for any
+// account) whose detail contains every one of the fragments.
+func (s *Server) AuditCount(t testing.TB, typ, accountID string, fragments ...string) int {
+	t.Helper()
+	q := `SELECT COUNT(*) FROM audit_events WHERE type = ?`
+	args := []any{typ}
+	if accountID != "" {
+		q += ` AND account_id = ?`
+		args = append(args, accountID)
+	}
+	for _, f := range fragments {
+		q += ` AND detail LIKE ?`
+		args = append(args, "%"+f+"%")
+	}
+	var n int
+	require.NoError(t, s.DB.Get(&n, s.DB.Rebind(q), args...))
+	return n
+}
+
+// SignIns counts login.completed events of accountID whose method is
+// exactly method.
+func (s *Server) SignIns(t testing.TB, accountID, method string) int {
+	t.Helper()
+	return s.AuditCount(t, "login.completed", accountID, `"method":"`+method+`"`)
+}
+
+// PDSChecks is how many per-login PDS checks have run, whatever their
+// outcome.
+func (s *Server) PDSChecks(t testing.TB) int {
+	t.Helper()
+	mfs, err := s.Metrics.Registry.Gather()
+	require.NoError(t, err)
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "idlink_pds_login_checks_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return int(n)
+}
+
+// AccountID returns the id of the account with email.
+func (s *Server) AccountID(t testing.TB, email string) string {
+	t.Helper()
+	var id string
+	require.NoError(t, s.DB.Get(&id, s.DB.Rebind(`SELECT id FROM accounts WHERE email = ?`), email))
+	return id
+}

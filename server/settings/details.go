@@ -284,10 +284,7 @@ func (h *Handlers) renderServices(c fiber.Ctx, acct account.Account, errs web.Er
 	if err != nil {
 		return err
 	}
-	var notice string
-	if web.Sess(c).Get(noticeKey, &notice) {
-		web.Sess(c).Delete(noticeKey)
-	}
+	notice := settingsNotice.Take(c)
 	return h.show(c, "settings_services", web.View{Title: "Services you have shared details with", BackLink: "/account",
 		Errors: errs, Notice: notice, Data: shared})
 }
@@ -310,7 +307,7 @@ func (h *Handlers) stopSharing(c fiber.Ctx) error {
 	if err := h.record(c, "sharing.stopped", audit.Success, acct.ID, map[string]any{"client_id": clientID}); err != nil {
 		return err
 	}
-	flash(c, "You have stopped sharing your details with the service. It will ask you again if you use it.")
+	settingsNotice.Set(c, "You have stopped sharing your details with the service. It will ask you again if you use it.")
 	return redirectTo(c, ServicesPath)
 }
 

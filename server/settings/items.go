@@ -8,13 +8,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v3"
 
 	"github.com/idlink/idlink/device"
 	"github.com/idlink/idlink/fido"
+	"github.com/idlink/idlink/names"
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/login"
@@ -30,14 +29,13 @@ type renameData struct {
 
 // nameError checks a new name as the stores will, and says what is wrong.
 func nameError(name string, max int) string {
-	name = strings.TrimSpace(name)
-	n := utf8.RuneCountInString(name)
+	_, err := names.Clean(name, max)
 	switch {
-	case n == 0:
+	case errors.Is(err, names.ErrEmpty):
 		return "Enter a name"
-	case n > max:
+	case errors.Is(err, names.ErrTooLong):
 		return fmt.Sprintf("The name must be %d characters or fewer", max)
-	case !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0:
+	case err != nil:
 		return "The name must only include letters, numbers, spaces and punctuation"
 	}
 	return ""
@@ -113,7 +111,7 @@ func (h *Handlers) renamePasskey(c fiber.Ctx) error {
 	if err := h.record(c, "passkey.renamed", audit.Success, acct.ID, map[string]any{"credential": rawID}); err != nil {
 		return err
 	}
-	flash(c, "The passkey has been renamed.")
+	settingsNotice.Set(c, "The passkey has been renamed.")
 	return redirectTo(c, PagePath)
 }
 
@@ -139,7 +137,7 @@ func (h *Handlers) removePasskey(c fiber.Ctx) error {
 	if err := h.record(c, "passkey.removed", audit.Success, acct.ID, map[string]any{"credential": rawID, "name": cr.Name}); err != nil {
 		return err
 	}
-	flash(c, "The passkey has been removed. It can no longer be used to log in.")
+	settingsNotice.Set(c, "The passkey has been removed. It can no longer be used to log in.")
 	return redirectTo(c, PagePath)
 }
 
@@ -205,7 +203,7 @@ func (h *Handlers) renameDevice(c fiber.Ctx) error {
 	if err := h.record(c, "device.renamed", audit.Success, acct.ID, map[string]any{"device": id}); err != nil {
 		return err
 	}
-	flash(c, "The device has been renamed.")
+	settingsNotice.Set(c, "The device has been renamed.")
 	return redirectTo(c, PagePath)
 }
 
@@ -228,7 +226,7 @@ func (h *Handlers) removeDevice(c fiber.Ctx) error {
 	if err := h.record(c, "device.removed", audit.Success, acct.ID, map[string]any{"device": id}); err != nil {
 		return err
 	}
-	flash(c, "The device has been removed. It can no longer be used to log in or approve anything.")
+	settingsNotice.Set(c, "The device has been removed. It can no longer be used to log in or approve anything.")
 	return redirectTo(c, PagePath)
 }
 
@@ -276,26 +274,26 @@ type finishBody struct {
 	Name       string          `json:"name"`
 }
 
-// registrationRefusals maps fido's sentinel errors to answers.
-var registrationRefusals = []struct {
-	err     error
-	status  int
-	code    string
-	message string
-}{
-	{fido.ErrCeremonyNotFound, http.StatusBadRequest, "ceremony_expired", "This request has expired or has already been used. Try adding the passkey again."},
-	{fido.ErrCeremonyExpired, http.StatusBadRequest, "ceremony_expired", "This request has expired. Try adding the passkey again."},
-	{fido.ErrMalformed, http.StatusBadRequest, "malformed", "Your browser sent a passkey we could not read. Try again."},
-	{fido.ErrUserVerification, http.StatusBadRequest, "user_verification_required", "Your device did not check it was you (with a fingerprint, face or PIN). Try again with a passkey that can."},
-	{fido.ErrCredentialExists, http.StatusBadRequest, "credential_exists", "This passkey is already registered."},
-	{fido.ErrAAGUIDNotAllowed, http.StatusBadRequest, "authenticator_not_allowed", "This type of passkey cannot be used with this service. Try another device or security key."},
-	{fido.ErrBackupEligibleRefused, http.StatusBadRequest, "synced_passkey_refused", "Passkeys that are synced between devices cannot be used with this service. Try a security key."},
-	{fido.ErrInvalid, http.StatusBadRequest, "invalid_name", "Enter a name of 64 characters or fewer."},
-	{fido.ErrChallengeMismatch, http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
-	{fido.ErrOrigin, http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
-	{fido.ErrRPID, http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
-	{fido.ErrSignature, http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
-	{fido.ErrVerification, http.StatusBadRequest, "verification_failed", "We could not check your passkey. Try again."},
+// registrationRefusal is how a refused passkey registration is answered,
+// always with 400 Bad Request.
+type registrationRefusal struct{ code, message string }
+
+// registrationRefusals answers fido's kinds of refusal; any other error is
+// a failure of the service.
+var registrationRefusals = map[fido.Kind]registrationRefusal{
+	fido.KindCeremonyNotFound:      {"ceremony_expired", "This request has expired or has already been used. Try adding the passkey again."},
+	fido.KindCeremonyExpired:       {"ceremony_expired", "This request has expired. Try adding the passkey again."},
+	fido.KindMalformed:             {"malformed", "Your browser sent a passkey we could not read. Try again."},
+	fido.KindUserVerification:      {"user_verification_required", "Your device did not check it was you (with a fingerprint, face or PIN). Try again with a passkey that can."},
+	fido.KindCredentialExists:      {"credential_exists", "This passkey is already registered."},
+	fido.KindAAGUIDNotAllowed:      {"authenticator_not_allowed", "This type of passkey cannot be used with this service. Try another device or security key."},
+	fido.KindBackupEligibleRefused: {"synced_passkey_refused", "Passkeys that are synced between devices cannot be used with this service. Try a security key."},
+	fido.KindInvalid:               {"invalid_name", "Enter a name of 64 characters or fewer."},
+	fido.KindChallengeMismatch:     {"verification_failed", "We could not check your passkey. Try again."},
+	fido.KindOrigin:                {"verification_failed", "We could not check your passkey. Try again."},
+	fido.KindRPID:                  {"verification_failed", "We could not check your passkey. Try again."},
+	fido.KindSignature:             {"verification_failed", "We could not check your passkey. Try again."},
+	fido.KindVerification:          {"verification_failed", "We could not check your passkey. Try again."},
 }
 
 func (h *Handlers) passkeyFinish(c fiber.Ctx) error {
@@ -320,15 +318,14 @@ func (h *Handlers) passkeyFinish(c fiber.Ctx) error {
 	s.Delete(registrationKey)
 	cred, err := h.d.FIDO.FinishRegistration(c.Context(), acct.ID, ceremonyID, []byte(body.Credential), body.Name, "")
 	if err != nil {
-		for _, r := range registrationRefusals {
-			if errors.Is(err, r.err) {
-				if aerr := h.record(c, "passkey.added", audit.Failure, acct.ID, map[string]any{"reason": r.code, "error": err.Error()}); aerr != nil {
-					return aerr
-				}
-				return login.JSONError(c, r.status, r.code, r.message)
-			}
+		r, refused := registrationRefusals[fido.Classify(err)]
+		if !refused {
+			return err
 		}
-		return err
+		if aerr := h.record(c, "passkey.added", audit.Failure, acct.ID, map[string]any{"reason": r.code, "error": err.Error()}); aerr != nil {
+			return aerr
+		}
+		return login.JSONError(c, http.StatusBadRequest, r.code, r.message)
 	}
 	if err := h.record(c, "passkey.added", audit.Success, acct.ID, map[string]any{"credential": encodeID(cred.ID), "name": cred.Name}); err != nil {
 		return err
@@ -337,6 +334,6 @@ func (h *Handlers) passkeyFinish(c fiber.Ctx) error {
 		"A passkey was added to your idlink account: it can be used to log in"); err != nil {
 		return err
 	}
-	flash(c, "Your passkey has been added. You can use it to log in.")
+	settingsNotice.Set(c, "Your passkey has been added. You can use it to log in.")
 	return c.JSON(fiber.Map{"redirect": PagePath})
 }

@@ -155,10 +155,8 @@ func (h *Handlers) signedIn(c fiber.Ctx, forChange bool) (account.Account, bool,
 
 func redirectTo(c fiber.Ctx, to string) error { return c.Redirect().Status(http.StatusSeeOther).To(to) }
 
-// noticeKey keeps a one-time confirmation to show on the settings page.
-const noticeKey = "settings_notice"
-
-func flash(c fiber.Ctx, msg string) { web.Sess(c).Put(noticeKey, msg) }
+// settingsNotice is a one-time confirmation to show on the settings page.
+const settingsNotice = web.Notice("settings_notice")
 
 // pageData is what settings_security.html shows.
 type pageData struct {
@@ -226,11 +224,7 @@ func (h *Handlers) page(c fiber.Ctx) error {
 	if !ok {
 		return err
 	}
-	var notice string
-	if web.Sess(c).Get(noticeKey, &notice) {
-		web.Sess(c).Delete(noticeKey)
-	}
-	return h.render(c, acct, nil, notice)
+	return h.render(c, acct, nil, settingsNotice.Take(c))
 }
 
 // refuse shows the settings page with one error and changes nothing.
@@ -260,7 +254,7 @@ func (h *Handlers) removeBrowser(c fiber.Ctx) error {
 	if err := h.record(c, "remembered_browser.forgotten", audit.Success, acct.ID, map[string]any{"id": id}); err != nil {
 		return err
 	}
-	flash(c, "The browser has been removed. It will need a security code next time.")
+	settingsNotice.Set(c, "The browser has been removed. It will need a security code next time.")
 	return redirectTo(c, PagePath)
 }
 
@@ -284,7 +278,7 @@ func (h *Handlers) signOutEverywhere(c fiber.Ctx) error {
 		map[string]any{"sessions": ended, "remembered_browsers": forgotten}); err != nil {
 		return err
 	}
-	flash(c, "You have been signed out on every other device, and no browser is remembered any more.")
+	settingsNotice.Set(c, "You have been signed out on every other device, and no browser is remembered any more.")
 	return redirectTo(c, PagePath)
 }
 

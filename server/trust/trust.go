@@ -140,10 +140,26 @@ func ParseVector(s string) (Vector, error) {
 			return v, fmt.Errorf("%w: %q", ErrUnknownComponent, part)
 		}
 	}
-	if len(v.Credentials) == 0 {
-		return v, fmt.Errorf("%w: %q names no credential", ErrUnknownComponent, s)
+	if !v.HasLevel && len(v.Credentials) == 0 {
+		return v, fmt.Errorf("%w: %q names no component", ErrUnknownComponent, s)
 	}
 	return v, nil
+}
+
+// DefaultCredentialSets are the credential components a vector that names
+// none (such as "P9") asks for: NHS login's usual authentication, a
+// password with a security code (Cp.Cd) or a device key (Cm).
+func DefaultCredentialSets() []Credentials {
+	return []Credentials{Credentials(nil).With(Cp, Cd), {Cm}}
+}
+
+// credentialSets returns the sets of components that meet v: its own, or
+// DefaultCredentialSets when it names none.
+func (v Vector) credentialSets() []Credentials {
+	if len(v.Credentials) == 0 {
+		return DefaultCredentialSets()
+	}
+	return []Credentials{Credentials(nil).With(v.Credentials...)}
 }
 
 // ParseVTR reads the vtr parameter: a JSON array of vector strings, with any
@@ -169,7 +185,8 @@ func ParseVTR(raw string) ([]Vector, error) {
 	var out []Vector
 	seen := map[string]bool{}
 	for _, s := range strs {
-		v, err := ParseVector(s)
+		// NHS login's pages print vectors with stray spaces ("P9.Cp.Cd ").
+		v, err := ParseVector(strings.TrimSpace(s))
 		if err != nil {
 			return nil, err
 		}
@@ -198,7 +215,15 @@ const DefaultVTR = `["P9.Cp.Cd","P9.Cp.Ck","P9.Cm"]`
 // MetBy reports whether a person at level, who proved creds in this
 // session, meets v.
 func (v Vector) MetBy(level Level, creds Credentials) bool {
-	return level >= v.Level && len(creds.Missing(v.Credentials)) == 0
+	if level < v.Level {
+		return false
+	}
+	for _, set := range v.credentialSets() {
+		if len(creds.Missing(set)) == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Choose returns the vector of trust (vot) for a login: among the requested
@@ -223,7 +248,7 @@ func CredentialSets(requested []Vector, level Level) []Credentials {
 	var out []Credentials
 	for _, v := range requested {
 		if v.Level <= level {
-			out = append(out, Credentials(nil).With(v.Credentials...))
+			out = append(out, v.credentialSets()...)
 		}
 	}
 	return out

@@ -26,7 +26,12 @@ func TestParseVTR(t *testing.T) {
 		{`[1]`, "", ErrMalformed},
 		{`["P7.Cp"]`, "", ErrUnknownComponent},
 		{`["P9.Cx"]`, "", ErrUnknownComponent},
-		{`["P9"]`, "", ErrUnknownComponent},
+		// NHS login accepts omitted components and prints vectors with
+		// surrounding spaces.
+		{`["P9"]`, `["P9"]`, nil},
+		{`["P9.Cp.Cd ", " P9.Cm"]`, `["P9.Cp.Cd","P9.Cm"]`, nil},
+		{`["P9. Cp"]`, "", ErrUnknownComponent},
+		{`["  "]`, "", ErrUnknownComponent},
 		{`["Cp.P9"]`, "", ErrUnknownComponent},
 		{`["P9.Cp.Cp"]`, "", ErrUnknownComponent},
 		{`["P9..Cp"]`, "", ErrUnknownComponent},
@@ -61,10 +66,20 @@ func TestChoose(t *testing.T) {
 		{"P0 meets no P5 vector", P0, Credentials{Cp, Cd, Cm}, ""},
 		{"FIDO alone", P9, Credentials{Cm}, "P9.Cm"},
 		{"both factors: first requested P9 wins", P9, Credentials{Cd, Cm, Cp}, "P9.Cp.Cd"},
+		{"level only: password and code", P9, Credentials{Cp, Cd}, "P9"},
+		{"level only: device key", P9, Credentials{Cm}, "P9"},
+		{"level only: password alone is not enough", P9, Credentials{Cp}, ""},
+		{"level only: level too low", P5, Credentials{Cp, Cd}, ""},
 	}
+	levelOnly, err := ParseVTR(`["P9"]`)
+	require.NoError(t, err)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v, ok := Choose(all, tc.level, Credentials(nil).With(tc.creds...))
+			requested := all
+			if strings.HasPrefix(tc.name, "level only") {
+				requested = levelOnly
+			}
+			v, ok := Choose(requested, tc.level, Credentials(nil).With(tc.creds...))
 			require.Equal(t, tc.want != "", ok)
 			if ok {
 				require.Equal(t, tc.want, v.String())
@@ -78,10 +93,15 @@ func TestCredentialSets(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []Credentials{{Cm}, {Cp}}, CredentialSets(vs, P5))
 	require.Equal(t, Credentials{Cd}, Credentials{Cp}.Missing(Credentials{Cp, Cd}))
+	// A vector naming no credential aims for the usual authentication.
+	vs, err = ParseVTR(`["P5"]`)
+	require.NoError(t, err)
+	require.Equal(t, []Credentials{{Cd, Cp}, {Cm}}, CredentialSets(vs, P9))
+	require.Empty(t, CredentialSets(vs, P0))
 }
 
 func FuzzParseVTR(f *testing.F) {
-	for _, s := range []string{DefaultVTR, `["P5.Cp.Cd", "P5.Cm"]`, `[]`, `["Cp"]`, `{"a":1}`, `["P9.Cp.Cp"]`} {
+	for _, s := range []string{DefaultVTR, `["P9"]`, `["P9.Cp.Cd "]`, `["P5.Cp.Cd", "P5.Cm"]`, `[]`, `["Cp"]`, `{"a":1}`, `["P9.Cp.Cp"]`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {

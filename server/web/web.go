@@ -161,6 +161,16 @@ func isSignedIn(s *Session) bool {
 	return ok
 }
 
+// SignedInAccount returns the account of a login made on idlink itself in
+// this session, or "" — a session carrying only another relying party's
+// login (single sign-on) opens none of idlink's own pages.
+func SignedInAccount(s *Session) string {
+	if !isSignedIn(s) {
+		return ""
+	}
+	return s.AccountID()
+}
+
 var funcs = template.FuncMap{
 	// ukTime and ukDate show times in UK time (Europe/London).
 	"ukTime": UKTime,

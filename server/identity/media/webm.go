@@ -104,15 +104,8 @@ func webmDuration(data []byte) (time.Duration, error) {
 	}
 	pos := n + m + int(size)
 
-	var (
-		scale       uint64 = defaultTimecodeScale
-		duration    float64
-		hasDuration bool
-		inSegment   bool
-		cluster     int64
-		minTS       int64 = math.MaxInt64
-		maxTS       int64 = math.MinInt64
-	)
+	w := webmTimes{scale: defaultTimecodeScale, minTS: math.MaxInt64, maxTS: math.MinInt64}
+	inSegment := false
 	for pos < len(data) {
 		id, n, ok := readID(data[pos:])
 		if !ok {
@@ -138,59 +131,83 @@ func webmDuration(data []byte) (time.Duration, error) {
 		if size == unknownSize || size > uint64(len(data)-body) {
 			return 0, fmt.Errorf("%w: element %#x overruns the file", ErrUnreadable, id)
 		}
-		el := data[body : body+int(size)]
-		switch id {
-		case idTimecodeScale:
-			v, ok := readUint(el)
-			if !ok || v == 0 {
-				return 0, fmt.Errorf("%w: bad TimecodeScale", ErrUnreadable)
-			}
-			scale = v
-		case idDuration:
-			switch len(el) {
-			case 0:
-				// An empty float is 0: no duration.
-			case 4:
-				duration = float64(math.Float32frombits(binary.BigEndian.Uint32(el)))
-				hasDuration = true
-			case 8:
-				duration = math.Float64frombits(binary.BigEndian.Uint64(el))
-				hasDuration = true
-			default:
-				return 0, fmt.Errorf("%w: Duration of %d bytes", ErrUnreadable, len(el))
-			}
-			if math.IsNaN(duration) || math.IsInf(duration, 0) || duration < 0 {
-				return 0, fmt.Errorf("%w: bad Duration", ErrUnreadable)
-			}
-			if duration == 0 {
-				hasDuration = false
-			}
-		case idTimecode:
-			v, ok := readUint(el)
-			if !ok || v > math.MaxInt64/4 {
-				return 0, fmt.Errorf("%w: bad Cluster Timecode", ErrUnreadable)
-			}
-			cluster = int64(v)
-		case idSimpleBlock, idBlock:
-			// Track number (a vint), then a signed 16-bit timecode relative to
-			// the Cluster's.
-			_, tn, ok := readSize(el)
-			if !ok || len(el) < tn+2 {
-				return 0, fmt.Errorf("%w: bad block header", ErrUnreadable)
-			}
-			ts := cluster + int64(int16(binary.BigEndian.Uint16(el[tn:])))
-			minTS = min(minTS, ts)
-			maxTS = max(maxTS, ts)
+		if err := w.element(id, data[body:body+int(size)]); err != nil {
+			return 0, err
 		}
 		pos = body + int(size)
 	}
-	if hasDuration {
-		return saturate(duration * float64(scale)), nil
+	return w.duration()
+}
+
+// webmTimes is what webmDuration gathers from the elements it reads.
+type webmTimes struct {
+	scale        uint64  // TimecodeScale, nanoseconds per tick
+	declared     float64 // the Info's Duration, in ticks
+	hasDuration  bool
+	cluster      int64 // the current Cluster's Timecode
+	minTS, maxTS int64 // the earliest and latest frame timestamps
+}
+
+// element takes in one element that is not a master element of interest.
+func (w *webmTimes) element(id uint32, el []byte) error {
+	switch id {
+	case idTimecodeScale:
+		v, ok := readUint(el)
+		if !ok || v == 0 {
+			return fmt.Errorf("%w: bad TimecodeScale", ErrUnreadable)
+		}
+		w.scale = v
+	case idDuration:
+		return w.readDuration(el)
+	case idTimecode:
+		v, ok := readUint(el)
+		if !ok || v > math.MaxInt64/4 {
+			return fmt.Errorf("%w: bad Cluster Timecode", ErrUnreadable)
+		}
+		w.cluster = int64(v)
+	case idSimpleBlock, idBlock:
+		// Track number (a vint), then a signed 16-bit timecode relative to
+		// the Cluster's.
+		_, tn, ok := readSize(el)
+		if !ok || len(el) < tn+2 {
+			return fmt.Errorf("%w: bad block header", ErrUnreadable)
+		}
+		ts := w.cluster + int64(int16(binary.BigEndian.Uint16(el[tn:])))
+		w.minTS = min(w.minTS, ts)
+		w.maxTS = max(w.maxTS, ts)
 	}
-	if maxTS == math.MinInt64 {
+	return nil
+}
+
+// readDuration reads the Info's Duration, a float of 0, 4 or 8 bytes.
+func (w *webmTimes) readDuration(el []byte) error {
+	var duration float64
+	switch len(el) {
+	case 0:
+		return nil // an empty float is 0: no duration, nothing changes
+	case 4:
+		duration = float64(math.Float32frombits(binary.BigEndian.Uint32(el)))
+	case 8:
+		duration = math.Float64frombits(binary.BigEndian.Uint64(el))
+	default:
+		return fmt.Errorf("%w: Duration of %d bytes", ErrUnreadable, len(el))
+	}
+	if math.IsNaN(duration) || math.IsInf(duration, 0) || duration < 0 {
+		return fmt.Errorf("%w: bad Duration", ErrUnreadable)
+	}
+	w.declared, w.hasDuration = duration, duration != 0
+	return nil
+}
+
+// duration is the declared Duration, or else the span of the frames.
+func (w *webmTimes) duration() (time.Duration, error) {
+	if w.hasDuration {
+		return saturate(w.declared * float64(w.scale)), nil
+	}
+	if w.maxTS == math.MinInt64 {
 		return 0, fmt.Errorf("%w: %w", ErrUnreadable, errNoDuration)
 	}
-	return saturate(float64(maxTS-minTS) * float64(scale)), nil
+	return saturate(float64(w.maxTS-w.minTS) * float64(w.scale)), nil
 }
 
 // readUint reads an EBML unsigned integer of 0 to 8 bytes.

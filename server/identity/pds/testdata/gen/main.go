@@ -193,37 +193,9 @@ func people() []person {
 		{nhs: "9000000033", given: []string{"Alex"}, family: "Minimal", birth: "2001-02-03"},
 	}
 	next := numbers()
-	givenF := []string{"Olivia", "Amelia", "Isla", "Ava", "Mia", "Ivy", "Lily", "Sophia", "Grace", "Freya", "Aisha", "Priya", "Zainab", "Chloe", "Niamh"}
-	givenM := []string{"Oliver", "George", "Noah", "Arthur", "Leo", "Muhammad", "Harry", "Oscar", "Jack", "Theo", "Arjun", "Kwame", "Rhys", "Callum", "Tomasz"}
-	families := []string{"Taylor", "Brown", "Wilson", "Evans", "Thomas", "Johnson", "Roberts", "Walker", "Wright", "Robinson", "Patel", "Khan", "O'Brien", "Smith-Jones", "Nowak"}
 	postcodes := []string{"LS1 6AE", "M1 1AE", "B1 1BB", "SW1A 1AA", "NE1 4ST", "BS1 5TR", "L1 8JQ", "S1 2HE", "NG1 5FW", "CB2 1TN"}
 	gps := []string{"Y90001", "Y90002", "Y90003", "Y90004", "Y90005", "Y90006", "Y90007"}
-	for i := 0; i < 40; i++ {
-		female := i%2 == 0
-		g, gender := givenM[i%len(givenM)], "male"
-		if female {
-			g, gender = givenF[i%len(givenF)], "female"
-		}
-		fam := families[(i*7)%len(families)]
-		p := person{
-			nhs: next(), given: []string{g}, family: fam, gender: gender,
-			birth:    fmt.Sprintf("%d-%02d-%02d", 1940+i, 1+i%12, 1+(i*3)%28),
-			postcode: postcodes[i%len(postcodes)], gp: gps[i%len(gps)],
-			mobile: fmt.Sprintf("+447700900%03d", 100+i), email: fmt.Sprintf("person%02d@example.com", i),
-		}
-		switch i % 10 {
-		case 3:
-			p.mobile = "" // no mobile: only a landline
-			p.landline = fmt.Sprintf("+441134960%03d", 100+i)
-		case 5:
-			p.email = "" // no email
-		case 7:
-			p.given = append(p.given, "Marie")
-		case 9:
-			p.previousFamily = "Maiden"
-		}
-		ps = append(ps, p)
-	}
+	ps = append(ps, ordinaryPeople(next, postcodes, gps)...)
 	// Deceased.
 	for i, d := range []struct{ g, f, gender, birth, died string }{
 		{"Edith", "Crawley", "female", "1932-04-11", "2024-11-02T09:30:00+00:00"},
@@ -263,6 +235,42 @@ func people() []person {
 			ps = append(ps, person{nhs: next(), given: []string{d.g}, family: d.f, gender: d.gender, birth: d.birth, postcode: pc,
 				gp: gps[(i*2+j)%len(gps)], mobile: fmt.Sprintf("+447700900%03d", 400+i*2+j), email: fmt.Sprintf("twin%d%d@example.com", i, j)})
 		}
+	}
+	return ps
+}
+
+// ordinaryPeople makes 40 people of varied names, ages, places and
+// contact details, numbered by next.
+func ordinaryPeople(next func() string, postcodes, gps []string) []person {
+	var ps []person
+	givenF := []string{"Olivia", "Amelia", "Isla", "Ava", "Mia", "Ivy", "Lily", "Sophia", "Grace", "Freya", "Aisha", "Priya", "Zainab", "Chloe", "Niamh"}
+	givenM := []string{"Oliver", "George", "Noah", "Arthur", "Leo", "Muhammad", "Harry", "Oscar", "Jack", "Theo", "Arjun", "Kwame", "Rhys", "Callum", "Tomasz"}
+	families := []string{"Taylor", "Brown", "Wilson", "Evans", "Thomas", "Johnson", "Roberts", "Walker", "Wright", "Robinson", "Patel", "Khan", "O'Brien", "Smith-Jones", "Nowak"}
+	for i := 0; i < 40; i++ {
+		female := i%2 == 0
+		g, gender := givenM[i%len(givenM)], "male"
+		if female {
+			g, gender = givenF[i%len(givenF)], "female"
+		}
+		fam := families[(i*7)%len(families)]
+		p := person{
+			nhs: next(), given: []string{g}, family: fam, gender: gender,
+			birth:    fmt.Sprintf("%d-%02d-%02d", 1940+i, 1+i%12, 1+(i*3)%28),
+			postcode: postcodes[i%len(postcodes)], gp: gps[i%len(gps)],
+			mobile: fmt.Sprintf("+447700900%03d", 100+i), email: fmt.Sprintf("person%02d@example.com", i),
+		}
+		switch i % 10 {
+		case 3:
+			p.mobile = "" // no mobile: only a landline
+			p.landline = fmt.Sprintf("+441134960%03d", 100+i)
+		case 5:
+			p.email = "" // no email
+		case 7:
+			p.given = append(p.given, "Marie")
+		case 9:
+			p.previousFamily = "Maiden"
+		}
+		ps = append(ps, p)
 	}
 	return ps
 }
