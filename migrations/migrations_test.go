@@ -2,6 +2,7 @@ package migrations_test
 
 import (
 	"context"
+	"os"
 	"sync"
 	"testing"
 
@@ -62,9 +63,11 @@ func TestConcurrentMigrationsApplyOnce(t *testing.T) {
 		require.NoError(t, errs[i])
 		total += applied[i]
 	}
-	v, err := migrations.Version(ctx, db)
+	// Counted from the files: migration numbers may have gaps while
+	// branches that own them are merged.
+	files, err := os.ReadDir("postgres")
 	require.NoError(t, err)
-	require.EqualValues(t, v, total, "each migration applied exactly once across replicas")
+	require.Equal(t, len(files), total, "each migration applied exactly once across replicas")
 }
 
 func TestOpenRejectsUnknownScheme(t *testing.T) {
