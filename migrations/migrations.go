@@ -262,6 +262,10 @@ func provider(db *sqlx.DB) (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migration files: %w", err)
 	}
+	// Migration numbers are taken by pieces of work that land in any order
+	// (00010 may land after 00011): each migration stands alone, so a
+	// database that has a later one still gets an earlier one it lacks.
+	opts = append(opts, goose.WithAllowOutofOrder(true))
 	p, err := goose.NewProvider(gd, db.DB, sub, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("migration provider: %w", err)

@@ -164,16 +164,16 @@ func offeredVectors(vtr string) []trust.Vector {
 // trust's parse errors; a vector not registered for the client gives
 // ErrVectorNotAllowed. The vectors come back as requested, in order.
 func (c *Client) RequestedVectors(vtrParam string) ([]trust.Vector, error) {
-	if vtrParam == "" {
-		return c.DefaultVectors(), nil
-	}
-	vs, err := trust.ParseVTR(vtrParam)
-	if err != nil {
-		return nil, fmt.Errorf("vtr: %w", err)
+	vs := c.DefaultVectors() // a client registered before Ck was refused may list Ck here
+	if vtrParam != "" {
+		var err error
+		if vs, err = trust.ParseVTR(vtrParam); err != nil {
+			return nil, fmt.Errorf("vtr: %w", err)
+		}
 	}
 	out := vs[:0]
 	for _, v := range vs {
-		if v.Credentials.Has(trust.Ck) && !c.allowsVector(v) {
+		if v.Credentials.Has(trust.Ck) {
 			// NHS login's own default lists P9.Cp.Ck and the NHS App sends
 			// P5.Cp.Ck: no one can meet such a vector here, so it is passed
 			// over, as long as another vector remains.
