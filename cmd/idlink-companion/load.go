@@ -393,16 +393,9 @@ func runLoad(ctx context.Context, o loadOptions, stdout io.Writer) error {
 // loadOne holds the sockets of devs and runs the benchmark in this
 // process. A child says on stdout when it is connected.
 func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer) (*loadReport, error) {
-	dial, err := roundRobinDial(o.SourceIPs)
+	r, err := newLoadRun(o, len(devs))
 	if err != nil {
 		return nil, err
-	}
-	r := &loadRun{
-		o: o, numbers: &numbers{m: map[string]*numberSlot{}},
-		dialer:   &websocket.Dialer{NetDialContext: dial, HandshakeTimeout: 20 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 512},
-		client:   &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 256, MaxConnsPerHost: 512}},
-		failures: map[string]int{}, disconnects: map[string]int{}, benchErrors: map[string]int{}, answers: map[string]int{},
-		reconnectFailures: map[string]int{}, conns: make([]*websocket.Conn, len(devs)),
 	}
 	// Readers waiting for a number stop when the run ends.
 	ctx, cancel := context.WithCancel(ctx)
@@ -413,35 +406,60 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 	stopProgress := r.progress(ctx)
 	defer stopProgress()
 
-	// Connect, -concurrency at a time.
 	began := time.Now()
+	r.connectAll(ctx, devs)
+	rep.ConnectSeconds = round3(time.Since(began).Seconds())
+	rep.Connected = int(r.connected.Load())
+	if rep.ConnectSeconds > 0 {
+		rep.ConnectsPerSecond = round3(float64(rep.Connected) / rep.ConnectSeconds)
+	}
+
+	if err := r.afterConnect(rep, stdout); err != nil {
+		return nil, err
+	}
+	if o.BenchRate > 0 && ctx.Err() == nil {
+		if err := r.bench(ctx, r.connectedAccounts(devs)); err != nil {
+			r.count(r.benchErrors, failureReason(err))
+		}
+	}
+	r.hold(ctx)
+	rep.Open = int(r.open.Load())
+	cancel()
+	r.closeAll()
+	r.wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fillReport(rep)
+	return rep, nil
+}
+
+// newLoadRun prepares the dialer, HTTP client and counters of a run
+// holding n sockets.
+func newLoadRun(o loadOptions, n int) (*loadRun, error) {
+	dial, err := roundRobinDial(o.SourceIPs)
+	if err != nil {
+		return nil, err
+	}
+	return &loadRun{
+		o: o, numbers: &numbers{m: map[string]*numberSlot{}},
+		dialer:   &websocket.Dialer{NetDialContext: dial, HandshakeTimeout: 20 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 512},
+		client:   &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 256, MaxConnsPerHost: 512}},
+		failures: map[string]int{}, disconnects: map[string]int{}, benchErrors: map[string]int{}, answers: map[string]int{},
+		reconnectFailures: map[string]int{}, conns: make([]*websocket.Conn, n),
+	}, nil
+}
+
+// connectAll opens the sockets of devs, -concurrency at a time, until
+// all are tried or ctx ends.
+func (r *loadRun) connectAll(ctx context.Context, devs []seeded) {
 	idx := make(chan int)
 	var cw sync.WaitGroup
-	for range o.Concurrency {
+	for range r.o.Concurrency {
 		cw.Add(1)
 		go func() {
 			defer cw.Done()
 			for i := range idx {
-				base := devs[i].st.URL
-				if len(o.URLs) > 0 {
-					base = o.URLs[i%len(o.URLs)]
-				}
-				conn, err := dialStream(ctx, r.dialer, devs[i].st, base)
-				if err != nil {
-					r.count(r.failures, failureReason(err))
-					continue
-				}
-				if !r.keep(ctx, i, conn) {
-					continue
-				}
-				r.connected.Add(1)
-				r.open.Add(1)
-				r.wg.Add(1)
-				api := base
-				if len(o.APIURLs) > 0 {
-					api = o.APIURLs[i%len(o.APIURLs)]
-				}
-				go r.read(ctx, i, conn, devs[i].st, base, api)
+				r.connect(ctx, i, devs[i].st)
 			}
 		}()
 	}
@@ -453,44 +471,71 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 	}
 	close(idx)
 	cw.Wait()
-	rep.ConnectSeconds = round3(time.Since(began).Seconds())
-	rep.Connected = int(r.connected.Load())
-	if rep.ConnectSeconds > 0 {
-		rep.ConnectsPerSecond = round3(float64(rep.Connected) / rep.ConnectSeconds)
-	}
+}
 
-	if o.Child {
+// connect opens device i's socket, counting a failure, and starts
+// reading it if the run keeps it.
+func (r *loadRun) connect(ctx context.Context, i int, st *state) {
+	base := st.URL
+	if len(r.o.URLs) > 0 {
+		base = r.o.URLs[i%len(r.o.URLs)]
+	}
+	conn, err := dialStream(ctx, r.dialer, st, base)
+	if err != nil {
+		r.count(r.failures, failureReason(err))
+		return
+	}
+	if !r.keep(ctx, i, conn) {
+		return
+	}
+	r.connected.Add(1)
+	r.open.Add(1)
+	r.wg.Add(1)
+	api := base
+	if len(r.o.APIURLs) > 0 {
+		api = r.o.APIURLs[i%len(r.o.APIURLs)]
+	}
+	go r.read(ctx, i, conn, st, base, api)
+}
+
+// afterConnect, in a child, tells the parent the sockets are connected
+// and waits for its "go"; otherwise it measures the server's RSS.
+func (r *loadRun) afterConnect(rep *loadReport, stdout io.Writer) error {
+	if r.o.Child {
 		// Tell the parent, and wait until every child is connected.
 		fmt.Fprintln(stdout, `{"event":"connected"}`)
-		line, _ := bufio.NewReader(o.Stdin).ReadString('\n')
+		line, _ := bufio.NewReader(r.o.Stdin).ReadString('\n')
 		if strings.TrimSpace(line) != "go" {
-			return nil, errors.New("the parent process went away")
+			return errors.New("the parent process went away")
 		}
-	} else {
-		time.Sleep(200 * time.Millisecond) // let the server settle
-		rep.ServerRSSAfterKB = serverRSS(o.ServerPID)
-		if rep.ServerRSSAfterKB > 0 && rep.Connected > 0 {
-			rep.RSSPerSocketKB = round3(float64(rep.ServerRSSAfterKB-rep.ServerRSSBeforeKB) / float64(rep.Connected))
+		return nil
+	}
+	time.Sleep(200 * time.Millisecond) // let the server settle
+	rep.ServerRSSAfterKB = serverRSS(r.o.ServerPID)
+	if rep.ServerRSSAfterKB > 0 && rep.Connected > 0 {
+		rep.RSSPerSocketKB = round3(float64(rep.ServerRSSAfterKB-rep.ServerRSSBeforeKB) / float64(rep.Connected))
+	}
+	return nil
+}
+
+// connectedAccounts are the accounts of the devices of devs whose
+// sockets are open, for the benchmark to send requests to.
+func (r *loadRun) connectedAccounts(devs []seeded) []string {
+	ids := make([]string, 0, len(devs))
+	r.mu.Lock()
+	for i, d := range devs {
+		if r.conns[i] != nil && d.accountID != "" {
+			ids = append(ids, d.accountID)
 		}
 	}
+	r.mu.Unlock()
+	return ids
+}
 
-	if o.BenchRate > 0 && ctx.Err() == nil {
-		ids := make([]string, 0, len(devs))
-		r.mu.Lock()
-		for i, d := range devs {
-			if r.conns[i] != nil && d.accountID != "" {
-				ids = append(ids, d.accountID)
-			}
-		}
-		r.mu.Unlock()
-		if err := r.bench(ctx, ids); err != nil {
-			r.count(r.benchErrors, failureReason(err))
-		}
-	}
-
-	// Hold the sockets until every request created has been received (and
-	// answered), or -hold has passed.
-	deadline := time.Now().Add(o.Hold)
+// hold keeps the sockets until every request created has been received
+// (and answered), or -hold has passed, or ctx ends.
+func (r *loadRun) hold(ctx context.Context) {
+	deadline := time.Now().Add(r.o.Hold)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		r.mu.Lock()
 		answered := 0
@@ -499,13 +544,15 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 		}
 		r.mu.Unlock()
 		created := r.created.Load()
-		if created > 0 && r.received.Load() >= created && (o.Answer == "none" || int64(answered) >= created) {
+		if created > 0 && r.received.Load() >= created && (r.o.Answer == "none" || int64(answered) >= created) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	rep.Open = int(r.open.Load())
-	cancel()
+}
+
+// closeAll closes every socket still kept, saying the load test is over.
+func (r *loadRun) closeAll() {
 	r.mu.Lock()
 	for _, c := range r.conns {
 		if c != nil {
@@ -514,16 +561,17 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 		}
 	}
 	r.mu.Unlock()
-	r.wg.Wait()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+}
+
+// fillReport copies the run's counters and samples into rep; the caller
+// holds r.mu.
+func (r *loadRun) fillReport(rep *loadReport) {
 	rep.Failures, rep.Disconnects, rep.BenchErrors, rep.Answers = r.failures, r.disconnects, r.benchErrors, r.answers
 	rep.Reconnects, rep.ReconnectFailures = int(r.reconnects.Load()), r.reconnectFailures
 	rep.BenchCreated = int(r.created.Load())
 	rep.Received = int(r.received.Load())
 	rep.Delivery, rep.AnswerLatency = summarise(r.delivery), summarise(r.answerLat)
 	rep.DeliverySamples, rep.AnswerSamples = r.delivery, r.answerLat
-	return rep, nil
 }
 
 // progress prints a line every o.Every until the returned function is
@@ -765,63 +813,19 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	type child struct {
-		cmd    *exec.Cmd
-		stdin  io.WriteCloser
-		lines  *bufio.Scanner
-		report *loadReport
-	}
 	rssBefore := serverRSS(o.ServerPID)
-	var children []*child
+	children, err := o.startChildren(ctx, exe, total, per)
 	defer func() {
 		for _, c := range children {
 			_ = c.stdin.Close()
 			_ = c.cmd.Wait()
 		}
 	}()
-	for from := 0; from < total; from += per {
-		n := min(per, total-from)
-		rate := 0
-		if o.BenchRate > 0 {
-			rate = max(1, int(math.Round(float64(o.BenchRate)*float64(n)/float64(total))))
-		}
-		cmd := exec.CommandContext(ctx, exe, o.childArgs(o.From+from, n, rate)...)
-		cmd.Stderr = o.Progress
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			return err
-		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("start a load process: %w", err)
-		}
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-		children = append(children, &child{cmd: cmd, stdin: stdin, lines: sc})
+	if err != nil {
+		return err
 	}
-	next := func(c *child) (string, *loadReport, error) {
-		for c.lines.Scan() {
-			var ev struct {
-				Event  string      `json:"event"`
-				Report *loadReport `json:"report"`
-			}
-			if json.Unmarshal(c.lines.Bytes(), &ev) == nil && ev.Event != "" {
-				return ev.Event, ev.Report, nil
-			}
-		}
-		return "", nil, fmt.Errorf("a load process ended early: %v", c.lines.Err())
-	}
-	for _, c := range children {
-		ev, rep, err := next(c)
-		if err != nil {
-			return err
-		}
-		if ev == "report" { // it could not connect anything
-			c.report = rep
-		}
+	if err := waitConnected(children); err != nil {
+		return err
 	}
 	time.Sleep(200 * time.Millisecond)
 	rssAfter := serverRSS(o.ServerPID)
@@ -833,42 +837,131 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 	merged := &loadReport{Procs: len(children), Failures: map[string]int{}, Disconnects: map[string]int{}, ReconnectFailures: map[string]int{},
 		BenchErrors: map[string]int{}, Answers: map[string]int{}, ServerRSSBeforeKB: rssBefore, ServerRSSAfterKB: rssAfter}
 	for _, c := range children {
-		if c.report == nil {
-			ev, rep, err := next(c)
-			if err != nil {
-				return err
-			}
-			if ev != "report" || rep == nil {
-				return fmt.Errorf("a load process sent %q instead of its report", ev)
-			}
+		rep, err := c.finalReport()
+		if err != nil {
+			return err
+		}
+		merged.add(rep)
+	}
+	merged.finishMerge(rssBefore, rssAfter)
+	return printJSON(stdout, merged)
+}
+
+// loadChild is a load process started by loadParent.
+type loadChild struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  *bufio.Scanner
+	report *loadReport
+}
+
+// startChildren starts one child per per devices of total; on an error
+// it also returns the children already started, for the caller to wait
+// for.
+func (o loadOptions) startChildren(ctx context.Context, exe string, total, per int) ([]*loadChild, error) {
+	var children []*loadChild
+	for from := 0; from < total; from += per {
+		n := min(per, total-from)
+		rate := 0
+		if o.BenchRate > 0 {
+			rate = max(1, int(math.Round(float64(o.BenchRate)*float64(n)/float64(total))))
+		}
+		cmd := exec.CommandContext(ctx, exe, o.childArgs(o.From+from, n, rate)...)
+		cmd.Stderr = o.Progress
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return children, err
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return children, err
+		}
+		if err := cmd.Start(); err != nil {
+			return children, fmt.Errorf("start a load process: %w", err)
+		}
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+		children = append(children, &loadChild{cmd: cmd, stdin: stdin, lines: sc})
+	}
+	return children, nil
+}
+
+// next reads the child's next event from its stdout, skipping lines
+// that are not events.
+func (c *loadChild) next() (string, *loadReport, error) {
+	for c.lines.Scan() {
+		var ev struct {
+			Event  string      `json:"event"`
+			Report *loadReport `json:"report"`
+		}
+		if json.Unmarshal(c.lines.Bytes(), &ev) == nil && ev.Event != "" {
+			return ev.Event, ev.Report, nil
+		}
+	}
+	return "", nil, fmt.Errorf("a load process ended early: %v", c.lines.Err())
+}
+
+// waitConnected waits for the first event of every child: connected, or
+// a report from one that could not connect anything.
+func waitConnected(children []*loadChild) error {
+	for _, c := range children {
+		ev, rep, err := c.next()
+		if err != nil {
+			return err
+		}
+		if ev == "report" { // it could not connect anything
 			c.report = rep
 		}
-		rep := c.report
-		merged.Devices += rep.Devices
-		merged.Connected += rep.Connected
-		merged.Open += rep.Open
-		merged.ConnectSeconds = max(merged.ConnectSeconds, rep.ConnectSeconds)
-		merged.BenchCreated += rep.BenchCreated
-		merged.Received += rep.Received
-		merged.Reconnects += rep.Reconnects
-		for dst, src := range map[*map[string]int]map[string]int{&merged.Failures: rep.Failures, &merged.Disconnects: rep.Disconnects, &merged.ReconnectFailures: rep.ReconnectFailures,
-			&merged.BenchErrors: rep.BenchErrors, &merged.Answers: rep.Answers} {
-			for k, v := range src {
-				(*dst)[k] += v
-			}
+	}
+	return nil
+}
+
+// finalReport is the child's report, read from its stdout unless it
+// came already.
+func (c *loadChild) finalReport() (*loadReport, error) {
+	if c.report == nil {
+		ev, rep, err := c.next()
+		if err != nil {
+			return nil, err
 		}
-		merged.DeliverySamples = append(merged.DeliverySamples, rep.DeliverySamples...)
-		merged.AnswerSamples = append(merged.AnswerSamples, rep.AnswerSamples...)
+		if ev != "report" || rep == nil {
+			return nil, fmt.Errorf("a load process sent %q instead of its report", ev)
+		}
+		c.report = rep
 	}
-	if merged.ConnectSeconds > 0 {
-		merged.ConnectsPerSecond = round3(float64(merged.Connected) / merged.ConnectSeconds)
+	return c.report, nil
+}
+
+// add merges a child's report into m's counts and samples.
+func (m *loadReport) add(rep *loadReport) {
+	m.Devices += rep.Devices
+	m.Connected += rep.Connected
+	m.Open += rep.Open
+	m.ConnectSeconds = max(m.ConnectSeconds, rep.ConnectSeconds)
+	m.BenchCreated += rep.BenchCreated
+	m.Received += rep.Received
+	m.Reconnects += rep.Reconnects
+	for dst, src := range map[*map[string]int]map[string]int{&m.Failures: rep.Failures, &m.Disconnects: rep.Disconnects, &m.ReconnectFailures: rep.ReconnectFailures,
+		&m.BenchErrors: rep.BenchErrors, &m.Answers: rep.Answers} {
+		for k, v := range src {
+			(*dst)[k] += v
+		}
 	}
-	if rssAfter > 0 && merged.Connected > 0 {
-		merged.RSSPerSocketKB = round3(float64(rssAfter-rssBefore) / float64(merged.Connected))
+	m.DeliverySamples = append(m.DeliverySamples, rep.DeliverySamples...)
+	m.AnswerSamples = append(m.AnswerSamples, rep.AnswerSamples...)
+}
+
+// finishMerge derives m's rates and latency summaries from the merged
+// counts and samples, and drops the raw samples.
+func (m *loadReport) finishMerge(rssBefore, rssAfter int64) {
+	if m.ConnectSeconds > 0 {
+		m.ConnectsPerSecond = round3(float64(m.Connected) / m.ConnectSeconds)
 	}
-	merged.Delivery, merged.AnswerLatency = summarise(merged.DeliverySamples), summarise(merged.AnswerSamples)
-	merged.DeliverySamples, merged.AnswerSamples = nil, nil
-	return printJSON(stdout, merged)
+	if rssAfter > 0 && m.Connected > 0 {
+		m.RSSPerSocketKB = round3(float64(rssAfter-rssBefore) / float64(m.Connected))
+	}
+	m.Delivery, m.AnswerLatency = summarise(m.DeliverySamples), summarise(m.AnswerSamples)
+	m.DeliverySamples, m.AnswerSamples = nil, nil
 }
 
 // loadFlags declares load's flags on fs; call the function it returns
