@@ -6,7 +6,7 @@ STATICCHECK_VERSION := v0.8.2
 
 AXE_VERSION := 4.14.1
 
-.PHONY: run test test-postgres test-browser lint bench build assets axe fuzz clean
+.PHONY: run test node-deps test-postgres test-browser lint bench build assets axe fuzz clean
 
 ## run: start the server on http://localhost:8080 with embedded SQLite under ./data
 run:
@@ -16,12 +16,19 @@ run:
 build:
 	$(GO) build -o bin/ ./cmd/...
 
-## test: every test, with the race detector (PostgreSQL tests run when IDLINK_TEST_POSTGRES_URL is set)
-test:
+## test: every test, with the race detector (PostgreSQL tests run when IDLINK_TEST_POSTGRES_URL is set;
+## the Node relying party in test/rpnode runs when node is installed)
+test: node-deps
 	$(GO) test -race -count=1 $(PKGS)
 
+## node-deps: install the Node relying party's packages (pinned in package-lock.json), only when node exists
+node-deps:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+	  cd test/rpnode && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "node not installed: skipping the Node relying party's packages"; fi
+
 ## test-postgres: the same, with PostgreSQL on this machine required
-test-postgres:
+test-postgres: node-deps
 	IDLINK_TEST_POSTGRES_URL=$${IDLINK_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable} \
 	IDLINK_REQUIRE_POSTGRES=1 $(GO) test -race -count=1 $(PKGS)
 

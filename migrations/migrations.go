@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,18 +55,107 @@ var ErrUnsupportedURL = errors.New("unsupported database URL")
 // SQLitePath returns the default SQLite database file inside dataDir.
 func SQLitePath(dataDir string) string { return filepath.Join(dataDir, "idlink.db") }
 
-// Open connects to the database named by rawURL without migrating it.
-// A URL starting with postgres:// or postgresql:// selects PostgreSQL
-// (lib/pq); sqlite:PATH or a bare file path selects embedded SQLite.
+// Pool defaults on PostgreSQL: a replica opens at most DefaultMaxOpenConns
+// connections from its pool, plus the bus listener's own connection
+// (docs/operations.md gives the arithmetic against max_connections).
+const (
+	DefaultMaxOpenConns     = 20
+	DefaultStatementTimeout = 5 * time.Second
+	DefaultLockTimeout      = 2 * time.Second
+	DefaultApplicationName  = "idlink"
+)
+
+// Options tune the connection pool and the server-side limits of every
+// connection. Zero values take the defaults above.
+type Options struct {
+	// MaxOpenConns bounds the pool (IDLINK_DB_MAX_OPEN_CONNS); SQLite
+	// always uses 8.
+	MaxOpenConns int
+	// MaxIdleConns is how many idle connections the pool keeps
+	// (IDLINK_DB_MAX_IDLE_CONNS); default MaxOpenConns.
+	MaxIdleConns int
+	// StatementTimeout ends any PostgreSQL statement running longer
+	// (statement_timeout; IDLINK_DB_STATEMENT_TIMEOUT).
+	StatementTimeout time.Duration
+	// LockTimeout ends a PostgreSQL statement waiting longer for a lock
+	// (lock_timeout; IDLINK_DB_LOCK_TIMEOUT).
+	LockTimeout time.Duration
+	// ApplicationName names the connections in pg_stat_activity.
+	ApplicationName string
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxOpenConns <= 0 {
+		o.MaxOpenConns = DefaultMaxOpenConns
+	}
+	if o.MaxIdleConns <= 0 || o.MaxIdleConns > o.MaxOpenConns {
+		o.MaxIdleConns = o.MaxOpenConns
+	}
+	if o.StatementTimeout <= 0 {
+		o.StatementTimeout = DefaultStatementTimeout
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.ApplicationName == "" {
+		o.ApplicationName = DefaultApplicationName
+	}
+	return o
+}
+
+// IsPostgresURL reports whether rawURL names a PostgreSQL database.
+func IsPostgresURL(rawURL string) bool {
+	return strings.HasPrefix(rawURL, "postgres://") || strings.HasPrefix(rawURL, "postgresql://")
+}
+
+// PostgresURL returns rawURL with the runtime parameters of o added
+// (statement_timeout, lock_timeout, application_name) unless the URL sets
+// them already. lib/pq passes unknown URL parameters to the server as
+// runtime parameters, so every connection, the listener's included,
+// carries them.
+func PostgresURL(rawURL string, o Options) (string, error) {
+	o = o.withDefaults()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q", ErrUnsupportedURL, redact(rawURL))
+	}
+	q := u.Query()
+	set := func(k, v string) {
+		if q.Get(k) == "" {
+			q.Set(k, v)
+		}
+	}
+	set("statement_timeout", strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10))
+	set("lock_timeout", strconv.FormatInt(o.LockTimeout.Milliseconds(), 10))
+	set("application_name", o.ApplicationName)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// Open connects to the database named by rawURL without migrating it, with
+// the default Options. A URL starting with postgres:// or postgresql://
+// selects PostgreSQL (lib/pq); sqlite:PATH or a bare file path selects
+// embedded SQLite.
 func Open(ctx context.Context, rawURL string) (*sqlx.DB, error) {
+	return OpenWith(ctx, rawURL, Options{})
+}
+
+// OpenWith is Open with pool and timeout options.
+func OpenWith(ctx context.Context, rawURL string, o Options) (*sqlx.DB, error) {
+	o = o.withDefaults()
 	switch {
-	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
-		db, err := sqlx.Open(string(Postgres), rawURL)
+	case IsPostgresURL(rawURL):
+		dsn, err := PostgresURL(rawURL, o)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := openPostgres(dsn)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
-		db.SetMaxOpenConns(32)
-		db.SetMaxIdleConns(32)
+		db := sqlx.NewDb(sql.OpenDB(conn), string(Postgres))
+		db.SetMaxOpenConns(o.MaxOpenConns)
+		db.SetMaxIdleConns(o.MaxIdleConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 		if err := db.PingContext(ctx); err != nil {
 			db.Close()
@@ -86,7 +176,8 @@ func Open(ctx context.Context, rawURL string) (*sqlx.DB, error) {
 		}
 		// WAL lets readers run beside the single writer; busy_timeout makes
 		// writers queue instead of failing; _txlock=immediate takes the write
-		// lock at BEGIN so two transactions never deadlock upgrading.
+		// lock at BEGIN so two transactions never deadlock upgrading. The
+		// request's deadline interrupts a statement waiting longer.
 		dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)" +
 			"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_time_format=sqlite&_txlock=immediate"
 		db, err := sqlx.Open(string(SQLite), dsn)
@@ -105,7 +196,12 @@ func Open(ctx context.Context, rawURL string) (*sqlx.DB, error) {
 
 // OpenMigrated opens the database and brings its schema up to date.
 func OpenMigrated(ctx context.Context, rawURL string) (*sqlx.DB, error) {
-	db, err := Open(ctx, rawURL)
+	return OpenMigratedWith(ctx, rawURL, Options{})
+}
+
+// OpenMigratedWith is OpenMigrated with pool and timeout options.
+func OpenMigratedWith(ctx context.Context, rawURL string, o Options) (*sqlx.DB, error) {
+	db, err := OpenWith(ctx, rawURL, o)
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +262,10 @@ func provider(db *sqlx.DB) (*goose.Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migration files: %w", err)
 	}
+	// Migration numbers are taken by pieces of work that land in any order
+	// (00010 may land after 00011): each migration stands alone, so a
+	// database that has a later one still gets an earlier one it lacks.
+	opts = append(opts, goose.WithAllowOutofOrder(true))
 	p, err := goose.NewProvider(gd, db.DB, sub, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("migration provider: %w", err)

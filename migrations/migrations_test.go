@@ -2,6 +2,7 @@ package migrations_test
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -62,9 +63,15 @@ func TestConcurrentMigrationsApplyOnce(t *testing.T) {
 		require.NoError(t, errs[i])
 		total += applied[i]
 	}
+	// Migration numbers are assigned per branch and may leave gaps: count
+	// the files rather than trusting the highest version.
+	files, err := filepath.Glob(filepath.Join("postgres", "*.sql"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	require.Equal(t, len(files), total, "each migration applied exactly once across replicas")
 	v, err := migrations.Version(ctx, db)
 	require.NoError(t, err)
-	require.EqualValues(t, v, total, "each migration applied exactly once across replicas")
+	require.Positive(t, v)
 }
 
 func TestOpenRejectsUnknownScheme(t *testing.T) {

@@ -30,7 +30,7 @@ type PGBus struct {
 	db      *sqlx.DB
 	url     string
 	channel string
-	self    string // this bus's own channel (see BackendPID)
+	self    string // this bus's own channel and its listener's application_name (see BackendPID)
 	log     *slog.Logger
 
 	// MinReconnect and MaxReconnect bound the listener's reconnect delay.
@@ -56,7 +56,14 @@ func NewPGBus(db *sqlx.DB, dbURL string, log *slog.Logger) (*PGBus, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &PGBus{db: db, url: dbURL, channel: ChannelFor(u.Query().Get("search_path")), self: "idlink_bus_" + newID(), log: log,
+	self := "idlink_bus_" + newID()
+	// The listening connection carries its own name as application_name,
+	// so it is identifiable in pg_stat_activity at all times (its query
+	// column shows the last thing it ran, an empty ping after a while).
+	q := u.Query()
+	q.Set("application_name", self)
+	u.RawQuery = q.Encode()
+	return &PGBus{db: db, url: u.String(), channel: ChannelFor(q.Get("search_path")), self: self, log: log,
 		MinReconnect: 100 * time.Millisecond, MaxReconnect: 5 * time.Second}, nil
 }
 
@@ -200,8 +207,9 @@ func (b *PGBus) Run(ctx context.Context) error {
 	if err := l.Listen(b.channel); err != nil {
 		return fmt.Errorf("push: listen %s: %w", b.channel, err)
 	}
-	// A channel of this bus alone (nothing is sent on it) names the
-	// listening connection in pg_stat_activity for BackendPID.
+	// A channel of this bus alone (nothing is sent on it): the name the
+	// connection's first query shows in pg_stat_activity, beside its
+	// application_name.
 	if err := l.Listen(b.self); err != nil {
 		return fmt.Errorf("push: listen %s: %w", b.self, err)
 	}
@@ -261,6 +269,10 @@ func decodeEvents(payload string) ([]Event, error) {
 	return []Event{ev}, err
 }
 
+// ListenerName is the application_name of the listening connection in
+// pg_stat_activity.
+func (b *PGBus) ListenerName() string { return b.self }
+
 // BackendPID returns the process id of the listening connection's server
 // backend (0 before Run has connected); tests use it to cut the
 // connection.
@@ -270,7 +282,7 @@ func (b *PGBus) BackendPID(ctx context.Context) (int, error) {
 	}
 	var pid int
 	err := b.db.GetContext(ctx, &pid, `SELECT pid FROM pg_stat_activity
-		WHERE query LIKE 'LISTEN %' AND query LIKE $1 ORDER BY backend_start DESC LIMIT 1`, "%"+b.self+"%")
+		WHERE application_name = $1 ORDER BY backend_start DESC LIMIT 1`, b.self)
 	if migrations.IsNoRows(err) {
 		return 0, nil
 	}

@@ -128,3 +128,33 @@ func BenchmarkNotifyRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+// The listening connection is named by its application_name in
+// pg_stat_activity, before and after the connection is cut and the bus
+// reconnects, whatever query it last ran.
+func TestListenerIdentifiable(t *testing.T) {
+	url := dbtest.PostgresURL(t)
+	db, bus := replica(t, url, 100*time.Millisecond)
+	newEnv(t, db, envOptions{bus: bus})
+	waitListening(t, bus)
+	named := func() (int, string) {
+		var row struct {
+			PID   int    `db:"pid"`
+			Query string `db:"query"`
+		}
+		err := db.GetContext(ctx, &row, `SELECT pid, query FROM pg_stat_activity WHERE application_name = $1`, bus.ListenerName())
+		if err != nil {
+			return 0, ""
+		}
+		return row.PID, row.Query
+	}
+	pid, _ := named()
+	require.NotZero(t, pid)
+	var ok bool
+	require.NoError(t, db.GetContext(ctx, &ok, `SELECT pg_terminate_backend($1)`, pid))
+	require.True(t, ok)
+	eventually(t, func() bool {
+		again, _ := named()
+		return again != 0 && again != pid
+	}, "the reconnected listener is named too")
+}

@@ -96,6 +96,7 @@ func TestChangeEmail(t *testing.T) {
 		got := b.Submit(p, "/account/email", map[string]string{"email": "taken@example.org"})
 		require.Equal(t, "Check your email", got.H1())
 		require.Contains(t, s.Latest(t, "taken@example.org", "email_change_taken").Text, "already belongs to an idlink account")
+		require.NotContains(t, b.Get("/account").Body, "in use", "the activity does not tell either")
 
 		got = b.Submit(p, "/account/email", map[string]string{"email": "new@example.org"})
 		require.Equal(t, "Check your email", got.H1())
@@ -249,13 +250,13 @@ func TestWaysInNeedARecentLogin(t *testing.T) {
 		s := servertest.Start(t, dbURL, nil, server.Options{Now: clk.Now})
 		b := s.NewBrowser(t)
 		s.CreateAccount(t, b, "keys@example.org", pw, phone)
-		p := addPasskey(t, s, b, newPasskeyDevice(), "Phone")
+		require.Equal(t, "Security settings", addPasskey(t, s, b, newPasskeyDevice(), "Phone").H1())
 		notice := s.Latest(t, "keys@example.org", "passkey_added")
 		require.Contains(t, notice.Text, "A passkey was added")
 		require.Contains(t, notice.Text, "If this was not you")
 
 		clk.Add(16 * time.Minute)
-		p = b.Get("/account/security")
+		p := b.Get("/account/security")
 		require.Contains(t, p.Body, `id="passkey-confirm"`, "the page asks for a new login before adding")
 		status, raw := postJSON(t, s, b, "/account/passkeys/begin", regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(p.Body)[1], []byte("{}"))
 		require.Equal(t, http.StatusForbidden, status)
@@ -268,6 +269,7 @@ func TestWaysInNeedARecentLogin(t *testing.T) {
 		got = s.LogIn(t, b, got, "keys@example.org", pw, phone)
 		require.Equal(t, "Security settings", got.H1())
 		got = b.Submit(got, "/account/security/passkeys/remove", map[string]string{"id": id[1]})
+		require.Contains(t, got.Body, "The passkey has been removed")
 		require.Equal(t, 1, audited(t, s, "passkey.removed", "success"))
 	})
 }
@@ -297,8 +299,20 @@ func TestProvenNoticeShownOnce(t *testing.T) {
 	p = b.Submit(p, "/prove/details", map[string]string{"dob-day": "22", "dob-month": "10", "dob-year": "2010",
 		"given_name": "Jane", "family_name": "Smith", "postcode": "LS1 6AE", "nhs_number": "9000000009"})
 	require.Equal(t, "Your account", p.H1(), p.Errors())
-	require.Contains(t, p.Body, "Your details match your NHS record")
-	require.Contains(t, p.Text("account-level"), "(P5)")
-	require.NotContains(t, b.Get("/account").Body, "Your details match your NHS record")
-	require.NotContains(t, b.Get("/prove").Body, "Your details match your NHS record")
+	require.Contains(t, p.Body, "you have proved who you are to the medium level")
+	require.Equal(t, "Your details match your NHS record, but you have not fully proved who you are", p.Text("account-level"))
+	require.NotContains(t, p.Text("maincontent"), "P5", "level codes are for developers, not on the person's pages")
+	require.NotContains(t, b.Get("/account").Body, "you have proved who you are to the medium level")
+	require.NotContains(t, b.Get("/prove").Body, "you have proved who you are to the medium level")
+
+	// A new mobile number must match PDS afresh: the flag is cleared for
+	// the next login's check to work out.
+	_, err := s.DB.Exec(`UPDATE identity_records SET phone_pds_matched = TRUE`)
+	require.NoError(t, err)
+	p = b.Submit(b.Get("/account/phone"), "/account/phone", map[string]string{"phone": "07700 900999"})
+	p = b.Submit(p, "/account/phone/code", map[string]string{"code": s.CodeFor(t, "+447700900999", "phone_change_code")})
+	require.Equal(t, "Your account", p.H1(), p.Errors())
+	var matched bool
+	require.NoError(t, s.DB.Get(&matched, `SELECT phone_pds_matched FROM identity_records`))
+	require.False(t, matched)
 }

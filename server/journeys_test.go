@@ -29,7 +29,7 @@ func TestCreateAccountAndLogIn(t *testing.T) {
 		require.Equal(t, "Your account", p.H1())
 		require.Equal(t, "jane.smith@example.org", p.Text("account-email"))
 		require.Equal(t, "07700 900123", p.Text("account-phone"), "UK numbers are shown in national format")
-		require.Equal(t, "You have not proved who you are yet (P0)", p.Text("account-level"))
+		require.Equal(t, "You have not proved who you are yet", p.Text("account-level"))
 		require.Contains(t, p.Text("prove-link"), "Prove who you are", "the account page leads to proving identity")
 		require.Contains(t, p.Body, "Account created")
 

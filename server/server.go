@@ -37,6 +37,7 @@ import (
 	"github.com/idlink/idlink/server/metrics"
 	"github.com/idlink/idlink/server/notify"
 	"github.com/idlink/idlink/server/oidc"
+	"github.com/idlink/idlink/server/overload"
 	"github.com/idlink/idlink/server/password"
 	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/secrets"
@@ -104,7 +105,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*Server, error) {
 	if opt.Logger == nil {
 		opt.Logger = NewLogger(cfg.LogLevel)
 	}
-	db, err := migrations.OpenMigrated(ctx, cfg.DatabaseURL)
+	db, err := migrations.OpenMigratedWith(ctx, cfg.DatabaseURL, dbOptions(cfg))
 	if err != nil {
 		return nil, err
 	}
@@ -144,11 +145,16 @@ func (s *Server) home(c fiber.Ctx) error {
 }
 
 func (s *Server) ready(c fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
-	if err := migrations.Ping(ctx, s.DB); err != nil {
+	err := migrations.Ping(ctx, s.DB)
+	if err == nil {
+		err = s.Sessions.Probe(ctx)
+	}
+	if err != nil {
 		s.log.Warn("not ready", "error", err)
-		return c.Status(http.StatusServiceUnavailable).SendString("database unreachable")
+		c.Set(fiber.HeaderRetryAfter, retryAfter)
+		return c.Status(http.StatusServiceUnavailable).SendString("database unavailable")
 	}
 	return c.SendString("ready")
 }
@@ -217,12 +223,22 @@ func (s *Server) handleError(c fiber.Ctx, err error) error {
 		default:
 			title, msg = http.StatusText(status), fe.Message
 		}
-	case errors.Is(err, password.ErrBusy), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, password.ErrBusy), errors.Is(err, overload.ErrBusy):
 		status = http.StatusServiceUnavailable
 		title, msg = "The service is busy", "Too many people are logging in right now. Wait a moment and try again."
-		s.log.Warn("busy", "request_id", web.RequestID(c), "error", err)
+		s.log.Warn("busy", "request_id", web.RequestID(c), "path", c.Path(), "error", err)
+	case migrations.IsUnavailable(err):
+		// A database that is down, hung or restarting (or a request that
+		// ran out of time waiting for it): nothing was wrong with the
+		// request, so say when to try again rather than 500.
+		status = http.StatusServiceUnavailable
+		title, msg = "Sorry, the service is unavailable", "Try again in a few seconds."
+		s.log.Error("database unavailable", "request_id", web.RequestID(c), "path", c.Path(), "error", err)
 	default:
 		s.log.Error("request failed", "request_id", web.RequestID(c), "path", c.Path(), "error", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		c.Set(fiber.HeaderRetryAfter, retryAfter)
 	}
 	if wantsJSON(c) {
 		code := "server_error"
@@ -327,6 +343,9 @@ func (s *Server) Close() error {
 	}
 	if s.OIDC != nil {
 		_ = s.OIDC.Close()
+	}
+	if s.Accounts != nil {
+		s.Accounts.Close()
 	}
 	return s.DB.Close()
 }

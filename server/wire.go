@@ -31,6 +31,7 @@ import (
 	"github.com/idlink/idlink/server/metrics"
 	"github.com/idlink/idlink/server/notify"
 	"github.com/idlink/idlink/server/oidc"
+	"github.com/idlink/idlink/server/overload"
 	"github.com/idlink/idlink/server/partner"
 	"github.com/idlink/idlink/server/password"
 	"github.com/idlink/idlink/server/ratelimit"
@@ -308,6 +309,7 @@ func (s *Server) newApp() *fiber.App {
 		ProxyHeader: proxyHeader(s.cfg),
 	})
 	app.Use(s.observe)
+	app.Use(overload.New(overloadConfig(s.cfg), shedCounter{s.Metrics}).Middleware())
 	app.Use(limitBody(1<<20, s.cfg.MaxUpload, "/prove/photo"))
 	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c fiber.Ctx, e any) {
 		s.log.Error("panic", "request_id", web.RequestID(c), "panic", fmt.Sprint(e))
@@ -391,3 +393,43 @@ func (s *Server) newStreamApp(api *companion.API) *fiber.App {
 // streamReadBuffer is the stream listener's HTTP read buffer: an upgrade
 // request with a device JWT fits in well under 4 KiB.
 const streamReadBuffer = 4 << 10
+
+// readyTimeout bounds the readiness probe, so that /readyz fails within
+// 2 s of the database hanging (a lock held, every pooled connection
+// stuck) or going away.
+const readyTimeout = 1500 * time.Millisecond
+
+// retryAfter is the Retry-After (seconds) of every 503: busy, or the
+// database unavailable.
+const retryAfter = "2"
+
+// dbOptions is the pool and its server-side timeouts from configuration.
+func dbOptions(cfg config.Config) migrations.Options {
+	return migrations.Options{
+		MaxOpenConns: cfg.DBMaxOpenConns, MaxIdleConns: cfg.DBMaxIdleConns,
+		StatementTimeout: cfg.DBStatementTimeout, LockTimeout: cfg.DBLockTimeout,
+		ApplicationName: "idlink",
+	}
+}
+
+// overloadConfig is admission control and the request deadline from
+// configuration. Probes, metrics, assets and the long-lived streams (the
+// phone's socket, the approval page's events) are outside both: they hold a
+// connection, not a share of the machine, and a probe must answer when the
+// server is full.
+func overloadConfig(cfg config.Config) overload.Config {
+	return overload.Config{
+		RequestTimeout: cfg.RequestTimeout, MaxConcurrent: cfg.MaxConcurrentRequests,
+		Queue: cfg.RequestQueue, QueueWait: cfg.RequestQueueWait,
+		Exempt: overload.PathPrefixes(
+			[]string{"/healthz", "/readyz", "/metrics", "/app/v1/stream", "/login/approve/events", "/dev/push/bench"},
+			[]string{"/assets/"}),
+		// A photo ID upload may take a while to arrive (up to 64 MiB).
+		Slow: overload.PathPrefixes([]string{"/prove/photo"}, nil),
+	}
+}
+
+// shedCounter counts requests refused by admission control.
+type shedCounter struct{ m *metrics.Metrics }
+
+func (s shedCounter) Inc(reason string) { s.m.Shed.WithLabelValues(reason).Inc() }

@@ -41,6 +41,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// answerAfter is how long the simulated phone waits before answering
+// automatically (see TestListen).
+const answerAfter = "1s"
+
 // waitFor waits until out holds want n times.
 func waitFor(t *testing.T, out *syncBuffer, want string, n int) {
 	t.Helper()
@@ -120,7 +124,11 @@ func TestListen(t *testing.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				out := &syncBuffer{}
-				args := []string{"-state", stateFile, "-auto", tc.auto, "-after", "300ms", "-once"}
+				// The phone answers a second after the push, long after the
+				// browser has its "Check your phone" page: answered within
+				// milliseconds, the browser could find the request already
+				// closed.
+				args := []string{"-state", stateFile, "-auto", tc.auto, "-after", answerAfter, "-once"}
 				if tc.auto == "" {
 					keys, typing := io.Pipe()
 					defer typing.Close()
@@ -251,7 +259,7 @@ func TestListenReconnects(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &syncBuffer{}
-	done := startListen(ctx, out, "-state", stateFile, "-auto", "deny", "-after", "300ms", "-once")
+	done := startListen(ctx, out, "-state", stateFile, "-auto", "deny", "-after", answerAfter, "-once")
 	waitFor(t, out, "connected as device", 1)
 	stop()
 	waitFor(t, out, "going away (1001)", 1)

@@ -116,6 +116,10 @@ type loadOptions struct {
 	ClientName  string
 	Hold        time.Duration
 	Procs       int
+	// Reconnect: a socket that closes is opened again with back-off
+	// (MinBackoff doubling up to MaxBackoff, with jitter), as the app does.
+	Reconnect              bool
+	MinBackoff, MaxBackoff time.Duration
 	// Child: a process started by -procs; it reports with raw samples,
 	// says when it is connected and waits for "go" on stdin before the
 	// benchmark.
@@ -157,6 +161,8 @@ type loadReport struct {
 	ConnectsPerSecond float64        `json:"connects_per_second"`
 	Failures          map[string]int `json:"connect_failures"`
 	Disconnects       map[string]int `json:"disconnects"`
+	Reconnects        int            `json:"reconnects"`
+	ReconnectFailures map[string]int `json:"reconnect_failures"`
 	ServerRSSBeforeKB int64          `json:"server_rss_before_kb,omitempty"`
 	ServerRSSAfterKB  int64          `json:"server_rss_after_kb,omitempty"`
 	RSSPerSocketKB    float64        `json:"server_rss_per_socket_kb,omitempty"`
@@ -179,9 +185,10 @@ type loadRun struct {
 	numbers *numbers
 
 	connected, open, received atomic.Int64
-	created                   atomic.Int64
+	created, reconnects       atomic.Int64
 	mu                        sync.Mutex
 	failures, disconnects     map[string]int
+	reconnectFailures         map[string]int
 	benchErrors, answers      map[string]int
 	delivery, answerLat       []float64
 	wg                        sync.WaitGroup
@@ -345,6 +352,12 @@ func runLoad(ctx context.Context, o loadOptions, stdout io.Writer) error {
 	if o.Concurrency < 1 {
 		o.Concurrency = 1
 	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 250 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(10*time.Second, o.MinBackoff)
+	}
 	if _, err := raiseFileLimit(); err != nil {
 		fmt.Fprintf(o.Progress, "could not raise the open-files limit: %v\n", err)
 	}
@@ -380,16 +393,9 @@ func runLoad(ctx context.Context, o loadOptions, stdout io.Writer) error {
 // loadOne holds the sockets of devs and runs the benchmark in this
 // process. A child says on stdout when it is connected.
 func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer) (*loadReport, error) {
-	dial, err := roundRobinDial(o.SourceIPs)
+	r, err := newLoadRun(o, len(devs))
 	if err != nil {
 		return nil, err
-	}
-	r := &loadRun{
-		o: o, numbers: &numbers{m: map[string]*numberSlot{}},
-		dialer:   &websocket.Dialer{NetDialContext: dial, HandshakeTimeout: 20 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 512},
-		client:   &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 256, MaxConnsPerHost: 512}},
-		failures: map[string]int{}, disconnects: map[string]int{}, benchErrors: map[string]int{}, answers: map[string]int{},
-		conns: make([]*websocket.Conn, len(devs)),
 	}
 	// Readers waiting for a number stop when the run ends.
 	ctx, cancel := context.WithCancel(ctx)
@@ -408,33 +414,14 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 		rep.ConnectsPerSecond = round3(float64(rep.Connected) / rep.ConnectSeconds)
 	}
 
-	if o.Child {
-		// Tell the parent, and wait until every child is connected.
-		fmt.Fprintln(stdout, `{"event":"connected"}`)
-		line, _ := bufio.NewReader(o.Stdin).ReadString('\n')
-		if strings.TrimSpace(line) != "go" {
-			return nil, errors.New("the parent process went away")
-		}
-	} else {
-		time.Sleep(200 * time.Millisecond) // let the server settle
-		rep.ServerRSSAfterKB = serverRSS(o.ServerPID)
-		if rep.ServerRSSAfterKB > 0 && rep.Connected > 0 {
-			rep.RSSPerSocketKB = round3(float64(rep.ServerRSSAfterKB-rep.ServerRSSBeforeKB) / float64(rep.Connected))
-		}
+	if err := r.afterConnect(rep, stdout); err != nil {
+		return nil, err
 	}
-
 	if o.BenchRate > 0 && ctx.Err() == nil {
-		ids := make([]string, 0, len(devs))
-		for i, d := range devs {
-			if r.conns[i] != nil && d.accountID != "" {
-				ids = append(ids, d.accountID)
-			}
-		}
-		if err := r.bench(ctx, ids); err != nil {
+		if err := r.bench(ctx, r.connectedAccounts(devs)); err != nil {
 			r.count(r.benchErrors, failureReason(err))
 		}
 	}
-
 	r.hold(ctx)
 	rep.Open = int(r.open.Load())
 	cancel()
@@ -442,16 +429,28 @@ func loadOne(ctx context.Context, o loadOptions, devs []seeded, stdout io.Writer
 	r.wg.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rep.Failures, rep.Disconnects, rep.BenchErrors, rep.Answers = r.failures, r.disconnects, r.benchErrors, r.answers
-	rep.BenchCreated = int(r.created.Load())
-	rep.Received = int(r.received.Load())
-	rep.Delivery, rep.AnswerLatency = summarise(r.delivery), summarise(r.answerLat)
-	rep.DeliverySamples, rep.AnswerSamples = r.delivery, r.answerLat
+	r.fillReport(rep)
 	return rep, nil
 }
 
-// connectAll opens the stream of every device, -concurrency at a time,
-// and starts a reader on each.
+// newLoadRun prepares the dialer, HTTP client and counters of a run
+// holding n sockets.
+func newLoadRun(o loadOptions, n int) (*loadRun, error) {
+	dial, err := roundRobinDial(o.SourceIPs)
+	if err != nil {
+		return nil, err
+	}
+	return &loadRun{
+		o: o, numbers: &numbers{m: map[string]*numberSlot{}},
+		dialer:   &websocket.Dialer{NetDialContext: dial, HandshakeTimeout: 20 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 512},
+		client:   &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DialContext: dial, MaxIdleConnsPerHost: 256, MaxConnsPerHost: 512}},
+		failures: map[string]int{}, disconnects: map[string]int{}, benchErrors: map[string]int{}, answers: map[string]int{},
+		reconnectFailures: map[string]int{}, conns: make([]*websocket.Conn, n),
+	}, nil
+}
+
+// connectAll opens the sockets of devs, -concurrency at a time, until
+// all are tried or ctx ends.
 func (r *loadRun) connectAll(ctx context.Context, devs []seeded) {
 	idx := make(chan int)
 	var cw sync.WaitGroup
@@ -460,24 +459,7 @@ func (r *loadRun) connectAll(ctx context.Context, devs []seeded) {
 		go func() {
 			defer cw.Done()
 			for i := range idx {
-				base := devs[i].st.URL
-				if len(r.o.URLs) > 0 {
-					base = r.o.URLs[i%len(r.o.URLs)]
-				}
-				conn, err := dialStream(ctx, r.dialer, devs[i].st, base)
-				if err != nil {
-					r.count(r.failures, failureReason(err))
-					continue
-				}
-				r.conns[i] = conn
-				r.connected.Add(1)
-				r.open.Add(1)
-				r.wg.Add(1)
-				api := base
-				if len(r.o.APIURLs) > 0 {
-					api = r.o.APIURLs[i%len(r.o.APIURLs)]
-				}
-				go r.read(ctx, conn, devs[i].st, api)
+				r.connect(ctx, i, devs[i].st)
 			}
 		}()
 	}
@@ -491,8 +473,67 @@ func (r *loadRun) connectAll(ctx context.Context, devs []seeded) {
 	cw.Wait()
 }
 
+// connect opens device i's socket, counting a failure, and starts
+// reading it if the run keeps it.
+func (r *loadRun) connect(ctx context.Context, i int, st *state) {
+	base := st.URL
+	if len(r.o.URLs) > 0 {
+		base = r.o.URLs[i%len(r.o.URLs)]
+	}
+	conn, err := dialStream(ctx, r.dialer, st, base)
+	if err != nil {
+		r.count(r.failures, failureReason(err))
+		return
+	}
+	if !r.keep(ctx, i, conn) {
+		return
+	}
+	r.connected.Add(1)
+	r.open.Add(1)
+	r.wg.Add(1)
+	api := base
+	if len(r.o.APIURLs) > 0 {
+		api = r.o.APIURLs[i%len(r.o.APIURLs)]
+	}
+	go r.read(ctx, i, conn, st, base, api)
+}
+
+// afterConnect, in a child, tells the parent the sockets are connected
+// and waits for its "go"; otherwise it measures the server's RSS.
+func (r *loadRun) afterConnect(rep *loadReport, stdout io.Writer) error {
+	if r.o.Child {
+		// Tell the parent, and wait until every child is connected.
+		fmt.Fprintln(stdout, `{"event":"connected"}`)
+		line, _ := bufio.NewReader(r.o.Stdin).ReadString('\n')
+		if strings.TrimSpace(line) != "go" {
+			return errors.New("the parent process went away")
+		}
+		return nil
+	}
+	time.Sleep(200 * time.Millisecond) // let the server settle
+	rep.ServerRSSAfterKB = serverRSS(r.o.ServerPID)
+	if rep.ServerRSSAfterKB > 0 && rep.Connected > 0 {
+		rep.RSSPerSocketKB = round3(float64(rep.ServerRSSAfterKB-rep.ServerRSSBeforeKB) / float64(rep.Connected))
+	}
+	return nil
+}
+
+// connectedAccounts are the accounts of the devices of devs whose
+// sockets are open, for the benchmark to send requests to.
+func (r *loadRun) connectedAccounts(devs []seeded) []string {
+	ids := make([]string, 0, len(devs))
+	r.mu.Lock()
+	for i, d := range devs {
+		if r.conns[i] != nil && d.accountID != "" {
+			ids = append(ids, d.accountID)
+		}
+	}
+	r.mu.Unlock()
+	return ids
+}
+
 // hold keeps the sockets until every request created has been received
-// (and answered), or -hold has passed.
+// (and answered), or -hold has passed, or ctx ends.
 func (r *loadRun) hold(ctx context.Context) {
 	deadline := time.Now().Add(r.o.Hold)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
@@ -510,14 +551,27 @@ func (r *loadRun) hold(ctx context.Context) {
 	}
 }
 
-// closeAll closes every socket normally.
+// closeAll closes every socket still kept, saying the load test is over.
 func (r *loadRun) closeAll() {
+	r.mu.Lock()
 	for _, c := range r.conns {
 		if c != nil {
 			_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "load test over"), time.Now().Add(time.Second))
 			_ = c.Close()
 		}
 	}
+	r.mu.Unlock()
+}
+
+// fillReport copies the run's counters and samples into rep; the caller
+// holds r.mu.
+func (r *loadRun) fillReport(rep *loadReport) {
+	rep.Failures, rep.Disconnects, rep.BenchErrors, rep.Answers = r.failures, r.disconnects, r.benchErrors, r.answers
+	rep.Reconnects, rep.ReconnectFailures = int(r.reconnects.Load()), r.reconnectFailures
+	rep.BenchCreated = int(r.created.Load())
+	rep.Received = int(r.received.Load())
+	rep.Delivery, rep.AnswerLatency = summarise(r.delivery), summarise(r.answerLat)
+	rep.DeliverySamples, rep.AnswerSamples = r.delivery, r.answerLat
 }
 
 // progress prints a line every o.Every until the returned function is
@@ -541,34 +595,91 @@ func (r *loadRun) progress(ctx context.Context) func() {
 					failed += n
 				}
 				r.mu.Unlock()
-				fmt.Fprintf(r.o.Progress, "%5.0fs connected=%d open=%d failed=%d created=%d received=%d\n",
-					time.Since(began).Seconds(), r.connected.Load(), r.open.Load(), failed, r.created.Load(), r.received.Load())
+				fmt.Fprintf(r.o.Progress, "%5.0fs connected=%d open=%d failed=%d reconnected=%d created=%d received=%d\n",
+					time.Since(began).Seconds(), r.connected.Load(), r.open.Load(), failed, r.reconnects.Load(), r.created.Load(), r.received.Load())
 			}
 		}
 	}()
 	return func() { close(done) }
 }
 
+// keep records device i's socket for closing at the end of the run; it
+// refuses (and closes) a socket that opened after the run ended.
+func (r *loadRun) keep(ctx context.Context, i int, conn *websocket.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ctx.Err() != nil {
+		_ = conn.Close()
+		return false
+	}
+	r.conns[i] = conn
+	return true
+}
+
+// redial opens device i's socket again after it closed, with back-off,
+// until it succeeds, the device is gone or the run ends.
+func (r *loadRun) redial(ctx context.Context, i int, st *state, streamURL string) (*websocket.Conn, bool) {
+	bo := &backoff{min: r.o.MinBackoff, max: r.o.MaxBackoff}
+	for {
+		t := time.NewTimer(bo.next())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false
+		case <-t.C:
+		}
+		conn, err := dialStream(ctx, r.dialer, st, streamURL)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, false
+			}
+			r.count(r.reconnectFailures, failureReason(err))
+			if errors.Is(err, errDeviceGone) {
+				return nil, false
+			}
+			continue
+		}
+		if !r.keep(ctx, i, conn) {
+			return nil, false
+		}
+		r.reconnects.Add(1)
+		return conn, true
+	}
+}
+
 // read is a socket's only goroutine: it reads (which answers pings),
 // acknowledges requests, records their delivery latency and answers them.
-func (r *loadRun) read(ctx context.Context, conn *websocket.Conn, st *state, base string) {
+// When the socket closes under it (a replica going away, a proxy cutting
+// it) it reconnects with back-off, unless told not to (-reconnect=false)
+// or the device was removed (1008).
+func (r *loadRun) read(ctx context.Context, i int, conn *websocket.Conn, st *state, streamURL, base string) {
 	defer r.wg.Done()
-	defer r.open.Add(-1)
 	var last string
 	for {
 		_, data, err := conn.ReadMessage()
 		if err != nil {
-			if ctx.Err() == nil {
-				var ce *websocket.CloseError
-				reason := "read_error"
-				if errors.As(err, &ce) {
-					reason = fmt.Sprintf("close_%d", ce.Code)
-				}
-				if !(errors.As(err, &ce) && ce.Code == websocket.CloseNormalClosure) && !errors.Is(err, net.ErrClosed) {
-					r.count(r.disconnects, reason)
-				}
+			r.open.Add(-1)
+			if ctx.Err() != nil {
+				return
 			}
-			return
+			var ce *websocket.CloseError
+			reason := "read_error"
+			if errors.As(err, &ce) {
+				reason = fmt.Sprintf("close_%d", ce.Code)
+			}
+			if !(errors.As(err, &ce) && ce.Code == websocket.CloseNormalClosure) && !errors.Is(err, net.ErrClosed) {
+				r.count(r.disconnects, reason)
+			}
+			if !r.o.Reconnect || (errors.As(err, &ce) && ce.Code == websocket.ClosePolicyViolation) || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			next, ok := r.redial(ctx, i, st, streamURL)
+			if !ok {
+				return
+			}
+			conn = next
+			r.open.Add(1)
+			continue
 		}
 		got := time.Now()
 		var m push.Message
@@ -675,7 +786,8 @@ func (r *loadRun) bench(ctx context.Context, accountIDs []string) error {
 func (o loadOptions) childArgs(from, count, rate int) []string {
 	args := []string{"load", "-child", "-devices", o.Devices, "-from", strconv.Itoa(from), "-count", strconv.Itoa(count),
 		"-urls", strings.Join(o.URLs, ","), "-concurrency", strconv.Itoa(max(1, o.Concurrency/o.Procs)),
-		"-answer", o.Answer, "-hold", o.Hold.String(), "-report-every", o.Every.String(), "-client-name", o.ClientName}
+		"-answer", o.Answer, "-hold", o.Hold.String(), "-report-every", o.Every.String(), "-client-name", o.ClientName,
+		"-reconnect=" + strconv.FormatBool(o.Reconnect), "-min-backoff", o.MinBackoff.String(), "-max-backoff", o.MaxBackoff.String()}
 	if len(o.SourceIPs) > 0 {
 		args = append(args, "-source-ips", strings.Join(o.SourceIPs, ","))
 	}
@@ -702,33 +814,18 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 		return err
 	}
 	rssBefore := serverRSS(o.ServerPID)
-	var children []*loadChild
+	children, err := o.startChildren(ctx, exe, total, per)
 	defer func() {
 		for _, c := range children {
 			_ = c.stdin.Close()
 			_ = c.cmd.Wait()
 		}
 	}()
-	for from := 0; from < total; from += per {
-		n := min(per, total-from)
-		rate := 0
-		if o.BenchRate > 0 {
-			rate = max(1, int(math.Round(float64(o.BenchRate)*float64(n)/float64(total))))
-		}
-		c, err := startLoadChild(ctx, exe, o.childArgs(o.From+from, n, rate), o.Progress)
-		if err != nil {
-			return err
-		}
-		children = append(children, c)
+	if err != nil {
+		return err
 	}
-	for _, c := range children {
-		ev, rep, err := c.next()
-		if err != nil {
-			return err
-		}
-		if ev == "report" { // it could not connect anything
-			c.report = rep
-		}
+	if err := waitConnected(children); err != nil {
+		return err
 	}
 	time.Sleep(200 * time.Millisecond)
 	rssAfter := serverRSS(o.ServerPID)
@@ -737,33 +834,20 @@ func loadParent(ctx context.Context, o loadOptions, total int, stdout io.Writer)
 			_, _ = io.WriteString(c.stdin, "go\n")
 		}
 	}
-	merged := &loadReport{Procs: len(children), Failures: map[string]int{}, Disconnects: map[string]int{},
+	merged := &loadReport{Procs: len(children), Failures: map[string]int{}, Disconnects: map[string]int{}, ReconnectFailures: map[string]int{},
 		BenchErrors: map[string]int{}, Answers: map[string]int{}, ServerRSSBeforeKB: rssBefore, ServerRSSAfterKB: rssAfter}
 	for _, c := range children {
-		if c.report == nil {
-			ev, rep, err := c.next()
-			if err != nil {
-				return err
-			}
-			if ev != "report" || rep == nil {
-				return fmt.Errorf("a load process sent %q instead of its report", ev)
-			}
-			c.report = rep
+		rep, err := c.finalReport()
+		if err != nil {
+			return err
 		}
-		merged.add(c.report)
+		merged.add(rep)
 	}
-	if merged.ConnectSeconds > 0 {
-		merged.ConnectsPerSecond = round3(float64(merged.Connected) / merged.ConnectSeconds)
-	}
-	if rssAfter > 0 && merged.Connected > 0 {
-		merged.RSSPerSocketKB = round3(float64(rssAfter-rssBefore) / float64(merged.Connected))
-	}
-	merged.Delivery, merged.AnswerLatency = summarise(merged.DeliverySamples), summarise(merged.AnswerSamples)
-	merged.DeliverySamples, merged.AnswerSamples = nil, nil
+	merged.finishMerge(rssBefore, rssAfter)
 	return printJSON(stdout, merged)
 }
 
-// loadChild is one load process started by loadParent.
+// loadChild is a load process started by loadParent.
 type loadChild struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
@@ -771,27 +855,39 @@ type loadChild struct {
 	report *loadReport
 }
 
-// startLoadChild starts exe with args, its standard error to progress.
-func startLoadChild(ctx context.Context, exe string, args []string, progress io.Writer) (*loadChild, error) {
-	cmd := exec.CommandContext(ctx, exe, args...)
-	cmd.Stderr = progress
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
+// startChildren starts one child per per devices of total; on an error
+// it also returns the children already started, for the caller to wait
+// for.
+func (o loadOptions) startChildren(ctx context.Context, exe string, total, per int) ([]*loadChild, error) {
+	var children []*loadChild
+	for from := 0; from < total; from += per {
+		n := min(per, total-from)
+		rate := 0
+		if o.BenchRate > 0 {
+			rate = max(1, int(math.Round(float64(o.BenchRate)*float64(n)/float64(total))))
+		}
+		cmd := exec.CommandContext(ctx, exe, o.childArgs(o.From+from, n, rate)...)
+		cmd.Stderr = o.Progress
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return children, err
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return children, err
+		}
+		if err := cmd.Start(); err != nil {
+			return children, fmt.Errorf("start a load process: %w", err)
+		}
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+		children = append(children, &loadChild{cmd: cmd, stdin: stdin, lines: sc})
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start a load process: %w", err)
-	}
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
-	return &loadChild{cmd: cmd, stdin: stdin, lines: sc}, nil
+	return children, nil
 }
 
-// next reads the child's next event, with its report if it sent one.
+// next reads the child's next event from its stdout, skipping lines
+// that are not events.
 func (c *loadChild) next() (string, *loadReport, error) {
 	for c.lines.Scan() {
 		var ev struct {
@@ -805,7 +901,38 @@ func (c *loadChild) next() (string, *loadReport, error) {
 	return "", nil, fmt.Errorf("a load process ended early: %v", c.lines.Err())
 }
 
-// add merges one process's report into m.
+// waitConnected waits for the first event of every child: connected, or
+// a report from one that could not connect anything.
+func waitConnected(children []*loadChild) error {
+	for _, c := range children {
+		ev, rep, err := c.next()
+		if err != nil {
+			return err
+		}
+		if ev == "report" { // it could not connect anything
+			c.report = rep
+		}
+	}
+	return nil
+}
+
+// finalReport is the child's report, read from its stdout unless it
+// came already.
+func (c *loadChild) finalReport() (*loadReport, error) {
+	if c.report == nil {
+		ev, rep, err := c.next()
+		if err != nil {
+			return nil, err
+		}
+		if ev != "report" || rep == nil {
+			return nil, fmt.Errorf("a load process sent %q instead of its report", ev)
+		}
+		c.report = rep
+	}
+	return c.report, nil
+}
+
+// add merges a child's report into m's counts and samples.
 func (m *loadReport) add(rep *loadReport) {
 	m.Devices += rep.Devices
 	m.Connected += rep.Connected
@@ -813,7 +940,8 @@ func (m *loadReport) add(rep *loadReport) {
 	m.ConnectSeconds = max(m.ConnectSeconds, rep.ConnectSeconds)
 	m.BenchCreated += rep.BenchCreated
 	m.Received += rep.Received
-	for dst, src := range map[*map[string]int]map[string]int{&m.Failures: rep.Failures, &m.Disconnects: rep.Disconnects,
+	m.Reconnects += rep.Reconnects
+	for dst, src := range map[*map[string]int]map[string]int{&m.Failures: rep.Failures, &m.Disconnects: rep.Disconnects, &m.ReconnectFailures: rep.ReconnectFailures,
 		&m.BenchErrors: rep.BenchErrors, &m.Answers: rep.Answers} {
 		for k, v := range src {
 			(*dst)[k] += v
@@ -821,6 +949,19 @@ func (m *loadReport) add(rep *loadReport) {
 	}
 	m.DeliverySamples = append(m.DeliverySamples, rep.DeliverySamples...)
 	m.AnswerSamples = append(m.AnswerSamples, rep.AnswerSamples...)
+}
+
+// finishMerge derives m's rates and latency summaries from the merged
+// counts and samples, and drops the raw samples.
+func (m *loadReport) finishMerge(rssBefore, rssAfter int64) {
+	if m.ConnectSeconds > 0 {
+		m.ConnectsPerSecond = round3(float64(m.Connected) / m.ConnectSeconds)
+	}
+	if rssAfter > 0 && m.Connected > 0 {
+		m.RSSPerSocketKB = round3(float64(rssAfter-rssBefore) / float64(m.Connected))
+	}
+	m.Delivery, m.AnswerLatency = summarise(m.DeliverySamples), summarise(m.AnswerSamples)
+	m.DeliverySamples, m.AnswerSamples = nil, nil
 }
 
 // loadFlags declares load's flags on fs; call the function it returns
@@ -843,6 +984,9 @@ func loadFlags(fs *flag.FlagSet, o *loadOptions) func() {
 	fs.IntVar(&o.Procs, "procs", 1, fmt.Sprintf("processes to spread the sockets over (at most %d sockets each)", maxSocketsPerProc))
 	fs.DurationVar(&o.Every, "report-every", 5*time.Second, "how often to print a progress line (standard error)")
 	fs.BoolVar(&o.Child, "child", false, "internal: run as a child of -procs")
+	fs.BoolVar(&o.Reconnect, "reconnect", true, "open a socket again, with back-off, when it closes during the run")
+	fs.DurationVar(&o.MinBackoff, "min-backoff", 250*time.Millisecond, "first wait before reconnecting (doubling, with jitter)")
+	fs.DurationVar(&o.MaxBackoff, "max-backoff", 10*time.Second, "longest wait before reconnecting")
 	return func() {
 		o.URLs = splitList(*urls)
 		if len(o.URLs) == 0 && *one != "" {

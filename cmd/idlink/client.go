@@ -24,6 +24,7 @@ const clientUsage = `usage:
   idlink client create --name NAME --redirect-uri URI [--redirect-uri URI …]
                        [--public-key-file PEM] [--scopes a,b] [--vtr JSON] [--default-vtr JSON]
                        [--auth-algs RS512,…] [--public] [--refresh] [--client-id ID]
+                       [--id-token-claims nhs|all] [--metadata-oaep-hash sha1|sha256]
   idlink client list
   idlink client show CLIENT_ID
   idlink client update CLIENT_ID [any create flag; only those given change]
@@ -35,7 +36,7 @@ const clientUsage = `usage:
 type clientFlags struct {
 	fs                                       *flag.FlagSet
 	name, keyFile, scopes, vtr, defVTR, algs string
-	clientID                                 string
+	clientID, idTokenClaims, oaepHash        string
 	redirects                                stringList
 	public, refresh                          bool
 }
@@ -53,6 +54,8 @@ func newClientFlags(name string, stderr io.Writer) *clientFlags {
 	f.fs.StringVar(&f.clientID, "client-id", "", "choose the client_id (default: random)")
 	f.fs.BoolVar(&f.public, "public", false, "a public client (a native app): PKCE, no key")
 	f.fs.BoolVar(&f.refresh, "refresh", false, "issue refresh tokens")
+	f.fs.StringVar(&f.idTokenClaims, "id-token-claims", "", "nhs (default: NHS login's ID token claims; the rest at /userinfo) or all (every scope claim in the ID token)")
+	f.fs.StringVar(&f.oaepHash, "metadata-oaep-hash", "", "RSA-OAEP hash of the generated client_user_metadata: sha1 (default, as NHS login) or sha256")
 	return f
 }
 
@@ -99,6 +102,12 @@ func (f *clientFlags) apply(c *oidc.Client) error {
 	}
 	if set["refresh"] {
 		c.RefreshTokens = f.refresh
+	}
+	if set["id-token-claims"] {
+		c.IDTokenClaims = f.idTokenClaims
+	}
+	if set["metadata-oaep-hash"] {
+		c.MetadataOAEPHash = f.oaepHash
 	}
 	return nil
 }

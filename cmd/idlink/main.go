@@ -140,7 +140,10 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 }
 
 func migrate(ctx context.Context, cfg config.Config, stdout io.Writer) error {
-	db, err := migrations.Open(ctx, cfg.DatabaseURL)
+	// The server's timeouts apply: raise IDLINK_DB_STATEMENT_TIMEOUT for a
+	// long migration.
+	db, err := migrations.OpenWith(ctx, cfg.DatabaseURL, migrations.Options{MaxOpenConns: 2,
+		StatementTimeout: cfg.DBStatementTimeout, LockTimeout: cfg.DBLockTimeout, ApplicationName: "idlink-migrate"})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -51,6 +52,12 @@ type Service struct {
 	limiter *ratelimit.Limiter
 	audit   *audit.Log
 	metrics *metrics.Metrics
+
+	// Compensations that could not run at once retry in the background
+	// until Close.
+	bg     context.Context
+	stopBg context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // NewService wires the account capability.
@@ -59,8 +66,56 @@ func NewService(cfg Config, db *sqlx.DB, keys *secrets.Keyring, hasher *password
 	if now == nil {
 		now = time.Now
 	}
+	bg, stop := context.WithCancel(context.Background())
 	return &Service{cfg: cfg, st: &store{db: db, now: now}, keys: keys, hasher: hasher, sender: sender,
-		limiter: limiter, audit: log, metrics: m}
+		limiter: limiter, audit: log, metrics: m, bg: bg, stopBg: stop}
+}
+
+// Close stops the compensations still retrying and waits for them.
+func (s *Service) Close() {
+	s.stopBg()
+	s.wg.Wait()
+}
+
+// Retry schedule of a compensation that failed at once (the database
+// restarting, say): back-off from compensateFirst, doubling, for at most
+// compensateFor.
+const (
+	compensateFirst = 250 * time.Millisecond
+	compensateFor   = time.Minute
+)
+
+// compensate undoes a step whose request cannot finish. It runs fn now, on
+// a context of its own (the request's may have ended), and if that fails
+// keeps trying in the background with back-off: a database that has just
+// gone away usually comes back.
+func (s *Service) compensate(fn func(ctx context.Context) error) {
+	ctx, cancel := context.WithTimeout(s.bg, 2*time.Second)
+	err := fn(ctx)
+	cancel()
+	if err == nil || s.bg.Err() != nil {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		end := time.Now().Add(compensateFor)
+		for wait := compensateFirst; time.Now().Before(end); wait *= 2 {
+			t := time.NewTimer(min(wait, 5*time.Second))
+			select {
+			case <-s.bg.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(s.bg, 2*time.Second)
+			err := fn(ctx)
+			cancel()
+			if err == nil {
+				return
+			}
+		}
+	}()
 }
 
 func (s *Service) codeMAC(id, code string) string { return s.keys.MAC("security-code", id+":"+code) }
@@ -109,6 +164,10 @@ func (s *Service) CheckPassword(ctx context.Context, a audit.Actor, email, pw st
 	}
 	ok, rehash, err := s.hasher.Verify(ctx, acct.PasswordHash, pw)
 	if err != nil {
+		// The check could not finish (no hashing slot before the deadline,
+		// a damaged hash): the attempt is given back, so that failures of
+		// ours never count towards a lockout.
+		s.compensate(func(ctx context.Context) error { return s.st.releasePasswordAttempt(ctx, acct.ID) })
 		return Account{}, fmt.Errorf("check password: %w", err)
 	}
 	if !ok {
@@ -133,10 +192,13 @@ func (s *Service) CheckPassword(ctx context.Context, a audit.Actor, email, pw st
 	newHash := ""
 	if rehash {
 		if newHash, err = s.hasher.Hash(ctx, pw); err != nil {
-			return Account{}, fmt.Errorf("rehash password: %w", err)
+			newHash = "" // rehashed at the next login
 		}
 	}
 	if err := s.st.passwordOK(ctx, acct.ID, newHash); err != nil {
+		// The password was right: its reservation must not stay counted
+		// as a failure when the database could not take the answer.
+		s.compensate(func(ctx context.Context) error { return s.st.passwordOK(ctx, acct.ID, "") })
 		return Account{}, err
 	}
 	if acct.Status == StatusBlocked {
@@ -249,36 +311,57 @@ func (s *Service) SendCode(ctx context.Context, a audit.Actor, purpose Purpose, 
 	return s.record(ctx, a, "code.sent", audit.Success, accountID, map[string]any{"purpose": purpose})
 }
 
-// VerifyCode checks a code typed by the person. Wrong codes give
-// ErrCodeWrong (the error text says how many tries are left); a code that
-// has expired, been used, or had CodeMaxAttempts wrong tries gives
+// VerifyCode checks a code typed by the person and uses it. Wrong codes
+// give ErrCodeWrong (the error text says how many tries are left); a code
+// that has expired, been used, or had CodeMaxAttempts wrong tries gives
 // ErrCodeExpired.
 func (s *Service) VerifyCode(ctx context.Context, a audit.Actor, purpose Purpose, subject, code, accountID string) error {
+	use, err := s.CheckCode(ctx, a, purpose, subject, code, accountID)
+	if err != nil {
+		return err
+	}
+	return use(ctx, s.st.db)
+}
+
+// CodeUse marks a checked code used and records it; run it in the
+// transaction that keeps what the code proved (a login's session, through
+// web.Session.InSave), so that a failure to keep it leaves the code usable.
+type CodeUse func(ctx context.Context, tx sqlx.ExtContext) error
+
+// CheckCode is VerifyCode without using the code: a right code gives the
+// CodeUse that uses it. A wrong guess still takes one of the code's tries
+// at once.
+func (s *Service) CheckCode(ctx context.Context, a audit.Actor, purpose Purpose, subject, code, accountID string) (CodeUse, error) {
 	code = strings.Map(func(r rune) rune {
 		if r == ' ' || r == '-' {
 			return -1
 		}
 		return r
 	}, code)
-	left, err := s.st.verifyCode(ctx, s, purpose, subject, code)
+	id, left, err := s.st.checkCode(ctx, s, purpose, subject, code)
 	switch {
 	case err == nil:
-		return s.record(ctx, a, "code.verified", audit.Success, accountID, map[string]any{"purpose": purpose})
+		return func(ctx context.Context, tx sqlx.ExtContext) error {
+			if err := s.st.useCode(ctx, tx, id); err != nil {
+				return err
+			}
+			return s.audit.RecordIn(ctx, tx, a, "code.verified", audit.Success, accountID, map[string]any{"purpose": purpose})
+		}, nil
 	case errors.Is(err, ErrCodeWrong):
 		if aerr := s.record(ctx, a, "code.wrong", audit.Failure, accountID, map[string]any{"purpose": purpose, "tries_left": left}); aerr != nil {
-			return aerr
+			return nil, aerr
 		}
 		if left == 0 {
-			return ErrCodeExpired
+			return nil, ErrCodeExpired
 		}
-		return &WrongCodeError{TriesLeft: left}
+		return nil, &WrongCodeError{TriesLeft: left}
 	case errors.Is(err, ErrCodeExpired):
 		if aerr := s.record(ctx, a, "code.expired", audit.Failure, accountID, map[string]any{"purpose": purpose}); aerr != nil {
-			return aerr
+			return nil, aerr
 		}
-		return err
+		return nil, err
 	default:
-		return err
+		return nil, err
 	}
 }
 

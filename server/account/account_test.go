@@ -331,7 +331,8 @@ func TestSignupLinks(t *testing.T) {
 		wg.Wait()
 		require.EqualValues(t, 1, created.Load())
 		_, _, err = f.svc.CompleteSignupLink(ctx, f.actor, tokenOf(t, first.Link))
-		require.ErrorIs(t, err, account.ErrLinkInvalid)
+		require.ErrorIs(t, err, account.ErrEmailTaken, "the other registration's link says the account exists")
+		require.ErrorIs(t, f.svc.CheckSignupLink(ctx, tokenOf(t, first.Link)), account.ErrLinkInvalid)
 
 		// The address now has an account: a new signup emails the owner.
 		_, err = f.svc.StartSignup(ctx, f.actor, "a@example.org", hash)

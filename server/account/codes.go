@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/idlink/idlink/migrations"
 	"github.com/idlink/idlink/server/secrets"
 )
@@ -70,12 +72,12 @@ func (s *store) issueCode(ctx context.Context, keys codeHasher, purpose Purpose,
 	return code, nil
 }
 
-// verifyCode checks a submitted code against the live code for (purpose,
-// subject). Each check takes one of the code's attempts atomically before
-// comparing, so concurrent guesses cannot exceed CodeMaxAttempts; a right
-// code is marked used by the one request that wins the update. It returns
-// the number of tries left with ErrCodeWrong.
-func (s *store) verifyCode(ctx context.Context, keys codeHasher, purpose Purpose, subject, code string) (int, error) {
+// checkCode checks a submitted code against the live code for (purpose,
+// subject) without using it. Each check takes one of the code's attempts
+// atomically before comparing, so concurrent guesses cannot exceed
+// CodeMaxAttempts. It returns the code's id when it is right, or the
+// number of tries left with ErrCodeWrong.
+func (s *store) checkCode(ctx context.Context, keys codeHasher, purpose Purpose, subject, code string) (string, int, error) {
 	now := s.nowUTC()
 	var row codeRow
 	err := s.db.GetContext(ctx, &row, s.db.Rebind(`UPDATE security_codes SET attempts = attempts + 1
@@ -83,22 +85,28 @@ func (s *store) verifyCode(ctx context.Context, keys codeHasher, purpose Purpose
 		  AND used_at IS NULL AND attempts < ? AND expires_at > ?
 		RETURNING id, code_hash, attempts, expires_at`), string(purpose), subject, CodeMaxAttempts, now)
 	if migrations.IsNoRows(err) {
-		return 0, ErrCodeExpired
+		return "", 0, ErrCodeExpired
 	}
 	if err != nil {
-		return 0, fmt.Errorf("check code: %w", err)
+		return "", 0, fmt.Errorf("check code: %w", err)
 	}
 	if !secrets.Equal(keys.codeMAC(row.ID, code), row.CodeHash) {
-		return CodeMaxAttempts - row.Attempts, ErrCodeWrong
+		return "", CodeMaxAttempts - row.Attempts, ErrCodeWrong
 	}
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE security_codes SET used_at = ? WHERE id = ? AND used_at IS NULL`), now, row.ID)
+	return row.ID, 0, nil
+}
+
+// useCode marks a right code used, on e (the caller's transaction): it is
+// used by exactly one request, the one whose update wins.
+func (s *store) useCode(ctx context.Context, e sqlx.ExecerContext, id string) error {
+	res, err := e.ExecContext(ctx, s.db.Rebind(`UPDATE security_codes SET used_at = ? WHERE id = ? AND used_at IS NULL`), s.nowUTC(), id)
 	if err != nil {
-		return 0, fmt.Errorf("use code: %w", err)
+		return fmt.Errorf("use code: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return 0, ErrCodeExpired // another request used it first
+		return ErrCodeExpired // another request used it first
 	}
-	return 0, nil
+	return nil
 }
 
 // purgeCodes deletes codes that expired more than a day ago.

@@ -196,16 +196,16 @@ type accountView struct {
 }
 
 // LevelWords says in words how well the person has proved who they are.
-// The level code (P0, P5, P9) is for relying parties' developers and is
-// shown only in brackets.
+// The level codes (P0, P5, P9) are for relying parties' developers
+// (docs/relying-parties.md), never shown to the person.
 func (v accountView) LevelWords() string {
 	switch v.Account.ProofingLevel {
 	case "P9":
-		return "You have fully proved who you are (P9)"
+		return "You have fully proved who you are"
 	case "P5":
-		return "You have given details that match an NHS record, but not fully proved who you are (P5)"
+		return "Your details match your NHS record, but you have not fully proved who you are"
 	}
-	return "You have not proved who you are yet (P0)"
+	return "You have not proved who you are yet"
 }
 
 // From says where an event came from: the browser, in words.
@@ -254,9 +254,11 @@ var eventWords = map[string][2]string{
 	"reset.completed":       {"Password changed by resetting it", ""},
 	"session.signed_out":    {"Signed out", ""},
 
-	"password.changed":       {"Password changed", ""},
-	"password.confirm":       {"Current password entered", "Wrong current password entered"},
-	"email.change_requested": {"Change of email address requested", "Change of email address refused: the address is in use"},
+	"password.changed": {"Password changed", ""},
+	"password.confirm": {"Current password entered", "Wrong current password entered"},
+	// The same words either way: whether an address has an account is
+	// told only to that address (as sign-up does).
+	"email.change_requested": {"Change of email address requested", "Change of email address requested"},
 	"email.changed":          {"Email address changed", "Email address not changed: the address is in use"},
 	"phone.changed":          {"Mobile phone number changed", ""},
 	"phone.change_cancelled": {"Change of mobile phone number undone", ""},

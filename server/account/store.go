@@ -187,7 +187,11 @@ func (s *store) pendingSignups(ctx context.Context, email string) ([]signup, err
 
 // completeSignup consumes a signup link and creates the account, in one
 // transaction: the link works once, and if an account with the address
-// appeared meanwhile nothing changes.
+// appeared meanwhile nothing changes. Registrations racing for one address
+// take their address's signups in one order first (PostgreSQL; SQLite's
+// transactions run one at a time), so the first to get there creates the
+// account and the others then find their signup superseded and get
+// ErrEmailTaken, instead of two transactions deadlocking.
 func (s *store) completeSignup(ctx context.Context, tokenHash string) (Account, signup, error) {
 	var (
 		a  Account
@@ -199,9 +203,32 @@ func (s *store) completeSignup(ctx context.Context, tokenHash string) (Account, 
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
 	now := s.nowUTC()
+	var email string
+	err = tx.GetContext(ctx, &email, tx.Rebind(`SELECT email FROM signups WHERE token_hash = ?`), tokenHash)
+	if migrations.IsNoRows(err) {
+		return a, su, ErrLinkInvalid
+	}
+	if err != nil {
+		return a, su, fmt.Errorf("find signup: %w", err)
+	}
+	if migrations.DialectOf(s.db) == migrations.Postgres {
+		var ids []string
+		if err := tx.SelectContext(ctx, &ids, tx.Rebind(`SELECT id FROM signups WHERE email = ? ORDER BY id FOR UPDATE`), email); err != nil {
+			return a, su, fmt.Errorf("lock signups: %w", err)
+		}
+	}
 	err = tx.GetContext(ctx, &su, tx.Rebind(`UPDATE signups SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
 		RETURNING id, email, password_hash, terms_version, terms_accepted_at, token_hash, expires_at, used_at, created_at`), now, tokenHash, now)
 	if migrations.IsNoRows(err) {
+		// Used, expired, or superseded by another registration of the
+		// address that has just created the account.
+		var n int
+		if err := tx.GetContext(ctx, &n, tx.Rebind(`SELECT COUNT(*) FROM accounts WHERE email = ?`), email); err != nil {
+			return a, su, fmt.Errorf("find account: %w", err)
+		}
+		if n > 0 {
+			return a, su, ErrEmailTaken
+		}
 		return a, su, ErrLinkInvalid
 	}
 	if err != nil {
@@ -222,9 +249,11 @@ func (s *store) completeSignup(ctx context.Context, tokenHash string) (Account, 
 	if err != nil {
 		return a, su, fmt.Errorf("create account: %w", err)
 	}
-	// Other registrations for the same address can no longer complete.
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM signups WHERE email = ? AND id <> ?`), su.Email, su.ID); err != nil {
-		return a, su, fmt.Errorf("clear other signups: %w", err)
+	// Other registrations for the same address can no longer complete;
+	// they stay (used) until purged, so that their links say the account
+	// exists rather than that they never did.
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE signups SET used_at = ? WHERE email = ? AND id <> ? AND used_at IS NULL`), now, su.Email, su.ID); err != nil {
+		return a, su, fmt.Errorf("close other signups: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return a, su, fmt.Errorf("commit signup: %w", err)
@@ -269,6 +298,20 @@ func (s *store) reservePasswordAttempt(ctx context.Context, id string) (int, err
 		return 0, fmt.Errorf("reserve password attempt: %w", err)
 	}
 	return n, nil
+}
+
+// releasePasswordAttempt gives back one reserved attempt whose check could
+// not finish, lifting the provisional lock when the attempt was the one
+// that set it. A count already cleared by a right password stays cleared.
+func (s *store) releasePasswordAttempt(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE accounts SET
+			locked_until  = CASE WHEN failed_logins - 1 < ? THEN NULL ELSE locked_until END,
+			failed_logins = failed_logins - 1
+		WHERE id = ? AND failed_logins > 0`), MaxFailedLogins, id)
+	if err != nil {
+		return fmt.Errorf("release password attempt: %w", err)
+	}
+	return nil
 }
 
 // passwordOK clears the failure count after a right password, and stores a

@@ -63,6 +63,12 @@ func New(db *sqlx.DB, now func() time.Time) *Log {
 // tied to a known account (an unknown email address, say). detail is
 // marshalled to JSON and may be nil.
 func (l *Log) Record(ctx context.Context, a Actor, typ string, outcome Outcome, accountID string, detail map[string]any) error {
+	return l.RecordIn(ctx, l.db, a, typ, outcome, accountID, detail)
+}
+
+// RecordIn is Record inside the caller's transaction (or on any other
+// handle), so that the event is kept exactly when what it records is.
+func (l *Log) RecordIn(ctx context.Context, e sqlx.ExtContext, a Actor, typ string, outcome Outcome, accountID string, detail map[string]any) error {
 	ev := Event{
 		ID:        secrets.NewID(),
 		At:        l.now().UTC(),
@@ -82,7 +88,7 @@ func (l *Log) Record(ctx context.Context, a Actor, typ string, outcome Outcome, 
 		}
 		ev.Detail = string(b)
 	}
-	_, err := l.db.NamedExecContext(ctx, `INSERT INTO audit_events
+	_, err := sqlx.NamedExecContext(ctx, e, `INSERT INTO audit_events
 		(id, at, type, outcome, account_id, ip, user_agent, request_id, detail)
 		VALUES (:id, :at, :type, :outcome, :account_id, :ip, :user_agent, :request_id, :detail)`, ev)
 	if err != nil {

@@ -106,6 +106,27 @@ type Config struct {
 	// MaxUpload bounds a photo ID upload (photo and video in one form)
 	// (IDLINK_MAX_UPLOAD_MB, default 64).
 	MaxUpload int
+
+	// The database pool and its server-side limits (PostgreSQL): at most
+	// DBMaxOpenConns pooled connections per replica (IDLINK_DB_MAX_OPEN_CONNS,
+	// default 20), DBMaxIdleConns of them kept idle (IDLINK_DB_MAX_IDLE_CONNS,
+	// default the same); a statement running longer than DBStatementTimeout
+	// (IDLINK_DB_STATEMENT_TIMEOUT, 5s) or waiting for a lock longer than
+	// DBLockTimeout (IDLINK_DB_LOCK_TIMEOUT, 2s) is cancelled by the server.
+	DBMaxOpenConns     int
+	DBMaxIdleConns     int
+	DBStatementTimeout time.Duration
+	DBLockTimeout      time.Duration
+
+	// RequestTimeout is every request's deadline (IDLINK_REQUEST_TIMEOUT,
+	// default 8s). At most MaxConcurrentRequests run at once
+	// (IDLINK_MAX_CONCURRENT_REQUESTS, 0 = 16 per CPU), RequestQueue more
+	// wait (IDLINK_REQUEST_QUEUE, 0 = as many as run; -1 = none) for at most
+	// RequestQueueWait (IDLINK_REQUEST_QUEUE_WAIT, 1s); the rest get 503.
+	RequestTimeout        time.Duration
+	MaxConcurrentRequests int
+	RequestQueue          int
+	RequestQueueWait      time.Duration
 }
 
 // ErrInvalid is wrapped by every configuration error.
@@ -128,6 +149,8 @@ func Load(getenv func(string) string) (Config, error) {
 	l.server(&c)
 	l.sessions(&c)
 	l.accountLife(&c)
+	l.database(&c)
+	l.requests(&c)
 	l.notify(&c)
 	l.oidc(&c)
 	l.webAuthn(&c)
@@ -220,6 +243,38 @@ func (l *loader) sessions(c *Config) {
 	if c.StaffLoginMaxAge = l.duration("IDLINK_STAFF_LOGIN_MAX_AGE", "12h"); c.StaffLoginMaxAge <= 0 {
 		l.bad("IDLINK_STAFF_LOGIN_MAX_AGE must be a positive duration such as 12h")
 	}
+}
+
+// database reads the connection pool and its server-side timeouts.
+func (l *loader) database(c *Config) {
+	var err error
+	if c.DBMaxOpenConns, err = strconv.Atoi(l.get("IDLINK_DB_MAX_OPEN_CONNS", "20")); err != nil || c.DBMaxOpenConns < 2 || c.DBMaxOpenConns > 1000 {
+		l.bad("IDLINK_DB_MAX_OPEN_CONNS must be a whole number from 2 to 1000")
+	}
+	if c.DBMaxIdleConns, err = strconv.Atoi(l.get("IDLINK_DB_MAX_IDLE_CONNS", strconv.Itoa(c.DBMaxOpenConns))); err != nil || c.DBMaxIdleConns < 1 || c.DBMaxIdleConns > c.DBMaxOpenConns {
+		l.bad("IDLINK_DB_MAX_IDLE_CONNS must be a whole number from 1 to IDLINK_DB_MAX_OPEN_CONNS")
+	}
+	if c.DBStatementTimeout = l.duration("IDLINK_DB_STATEMENT_TIMEOUT", "5s"); c.DBStatementTimeout < 100*time.Millisecond {
+		l.bad("IDLINK_DB_STATEMENT_TIMEOUT must be a duration of at least 100ms")
+	}
+	if c.DBLockTimeout = l.duration("IDLINK_DB_LOCK_TIMEOUT", "2s"); c.DBLockTimeout < 10*time.Millisecond {
+		l.bad("IDLINK_DB_LOCK_TIMEOUT must be a duration of at least 10ms")
+	}
+}
+
+// requests reads the request deadline and admission control.
+func (l *loader) requests(c *Config) {
+	var err error
+	if c.RequestTimeout = l.duration("IDLINK_REQUEST_TIMEOUT", "8s"); c.RequestTimeout < 100*time.Millisecond || c.RequestTimeout > 10*time.Minute {
+		l.bad("IDLINK_REQUEST_TIMEOUT must be a duration from 100ms to 10m")
+	}
+	if c.MaxConcurrentRequests, err = strconv.Atoi(l.get("IDLINK_MAX_CONCURRENT_REQUESTS", "0")); err != nil || c.MaxConcurrentRequests < 0 {
+		l.bad("IDLINK_MAX_CONCURRENT_REQUESTS must be a whole number ≥ 0")
+	}
+	if c.RequestQueue, err = strconv.Atoi(l.get("IDLINK_REQUEST_QUEUE", "0")); err != nil || c.RequestQueue < -1 {
+		l.bad("IDLINK_REQUEST_QUEUE must be a whole number ≥ -1")
+	}
+	c.RequestQueueWait = l.duration("IDLINK_REQUEST_QUEUE_WAIT", "1s")
 }
 
 // accountLife reads how recent a login must be for sensitive changes and

@@ -104,3 +104,37 @@ func TestNotifyTemplates(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"login_code": "abc", "signup_code": "def"}, c.NotifyTemplates)
 }
+
+func TestFaultAndPoolLimits(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Load(env(map[string]string{"IDLINK_DATA_DIR": dir}))
+	require.NoError(t, err)
+	require.Equal(t, 20, c.DBMaxOpenConns)
+	require.Equal(t, 20, c.DBMaxIdleConns)
+	require.Equal(t, "5s", c.DBStatementTimeout.String())
+	require.Equal(t, "2s", c.DBLockTimeout.String())
+	require.Equal(t, "8s", c.RequestTimeout.String())
+	require.Equal(t, "1s", c.RequestQueueWait.String())
+
+	c, err = Load(env(map[string]string{"IDLINK_DATA_DIR": dir, "IDLINK_DB_MAX_OPEN_CONNS": "10", "IDLINK_DB_MAX_IDLE_CONNS": "4",
+		"IDLINK_REQUEST_TIMEOUT": "3s", "IDLINK_MAX_CONCURRENT_REQUESTS": "12", "IDLINK_REQUEST_QUEUE": "-1"}))
+	require.NoError(t, err)
+	require.Equal(t, 10, c.DBMaxOpenConns)
+	require.Equal(t, 4, c.DBMaxIdleConns)
+	require.Equal(t, "3s", c.RequestTimeout.String())
+	require.Equal(t, 12, c.MaxConcurrentRequests)
+	require.Equal(t, -1, c.RequestQueue)
+
+	for k, v := range map[string]string{
+		"IDLINK_DB_MAX_OPEN_CONNS":    "1",
+		"IDLINK_DB_MAX_IDLE_CONNS":    "50",
+		"IDLINK_DB_STATEMENT_TIMEOUT": "1ms",
+		"IDLINK_DB_LOCK_TIMEOUT":      "soon",
+		"IDLINK_REQUEST_TIMEOUT":      "1h",
+		"IDLINK_REQUEST_QUEUE":        "-2",
+	} {
+		_, err := Load(env(map[string]string{"IDLINK_DATA_DIR": dir, k: v}))
+		require.ErrorIs(t, err, ErrInvalid, k)
+		require.Contains(t, err.Error(), k)
+	}
+}

@@ -193,9 +193,9 @@ func proven(c fiber.Ctx, level trust.Level, ret string) error {
 // ProvenWords says in words what a person has just proved.
 func ProvenWords(level trust.Level) string {
 	if level >= trust.P9 {
-		return fmt.Sprintf("You have proved who you are. Services that need the highest level of proof (%s) can now give you access.", level)
+		return "You have proved who you are. Services that need the highest level of proof can now give you access."
 	}
-	return fmt.Sprintf("Your details match your NHS record: you have proved who you are to the medium level (%s).", level)
+	return "Your details match your NHS record: you have proved who you are to the medium level."
 }
 
 // outcome is the message and status for an error of the Service, or

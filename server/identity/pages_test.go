@@ -352,7 +352,7 @@ func TestProveDetails(t *testing.T) {
 
 			r = b.get(identity.ProvePath)
 			// Back to the service: no notice is left to show up here later.
-			require.NotContains(t, r.body, "Your details match your NHS record")
+			require.NotContains(t, r.body, "you have proved who you are to the medium level")
 			require.NotContains(t, r.body, "Match your details with NHS records")
 			require.Contains(t, r.body, "Use your GP online services details")
 			// The P5 form is not offered again.
@@ -367,7 +367,7 @@ func TestProveDetails(t *testing.T) {
 			require.Equal(t, http.StatusSeeOther, r.status, r.body)
 			require.Equal(t, "/account", r.location)
 			// The account page says so (the notice it reads is left for it).
-			require.NotContains(t, b.get(identity.ProvePath).body, "Your details match your NHS record")
+			require.NotContains(t, b.get(identity.ProvePath).body, "you have proved who you are to the medium level")
 		})
 
 		refusals := []struct {

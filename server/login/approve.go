@@ -84,7 +84,7 @@ func (f *PhoneApproval) Begin(c fiber.Ctx, j *Journey, acct account.Account) err
 
 func (f approvePages) begin(c fiber.Ctx, acct account.Account) error {
 	st, _ := f.j.load(c)
-	browser, os := describeAgent(c.Get(fiber.HeaderUserAgent))
+	browser, os := web.BrowserAndOS(c.Get(fiber.HeaderUserAgent))
 	ap, err := f.a.Create(c.Context(), push.Request{AccountID: acct.ID, ClientName: st.ClientName, Browser: browser, OS: os, IP: c.IP()})
 	switch {
 	case errors.Is(err, push.ErrPending):

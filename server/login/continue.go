@@ -40,7 +40,7 @@ func (j *Journey) SignedInByCredential(c fiber.Ctx, accountID, method string, cr
 	st, ok := j.load(c)
 	if !ok {
 		st = state{Want: defaultWant(), ReturnTo: "/account"}
-		j.metrics.JourneysStarted.WithLabelValues("login").Inc()
+		j.countStarted(c)
 	}
 	if st.AccountID != accountID { // a different person, or a first sign-in
 		st.Proven, st.Methods = nil, nil
@@ -54,7 +54,7 @@ func (j *Journey) SignedInByCredential(c fiber.Ctx, accountID, method string, cr
 			if _, err := j.SignIn(c, Proof{AccountID: accountID, Method: strings.Join(st.Methods, "+"), Credentials: st.Proven, Switch: true}); err != nil {
 				return "", err
 			}
-			j.metrics.JourneysFinished.WithLabelValues("login", "completed").Inc()
+			web.Sess(c).AfterSave(func() { j.metrics.JourneysFinished.WithLabelValues("login", "completed").Inc() })
 			return st.ReturnTo, nil
 		}
 	}

@@ -169,9 +169,15 @@ func (j *Journey) Start(c fiber.Ctx, req Request) error {
 		st.AccountID, st.Proven = a.AccountID, a.Credentials
 		st.used(a.Method)
 	}
-	j.metrics.JourneysStarted.WithLabelValues("login").Inc()
 	web.Sess(c).Put(stateKey, st)
+	j.countStarted(c)
 	return j.next(c, st)
+}
+
+// countStarted counts a started login once its state is saved: a request
+// that fails before then started nothing.
+func (j *Journey) countStarted(c fiber.Ctx) {
+	web.Sess(c).AfterSave(func() { j.metrics.JourneysStarted.WithLabelValues("login").Inc() })
 }
 
 func (j *Journey) load(c fiber.Ctx) (state, bool) {
@@ -289,7 +295,7 @@ func (j *Journey) complete(c fiber.Ctx, st state) error {
 	} else if err != nil {
 		return err
 	}
-	j.metrics.JourneysFinished.WithLabelValues("login", "completed").Inc()
+	web.Sess(c).AfterSave(func() { j.metrics.JourneysFinished.WithLabelValues("login", "completed").Inc() })
 	return redirect(c, st.ReturnTo)
 }
 
@@ -359,8 +365,8 @@ func (j *Journey) passwordPage(c fiber.Ctx) error {
 	if !ok {
 		// Someone came to /login directly: a plain login to the account page.
 		st = state{Want: defaultWant(), ReturnTo: returnOrAccount(c.Query("return_to"))}
-		j.metrics.JourneysStarted.WithLabelValues("login").Inc()
 		web.Sess(c).Put(stateKey, st)
+		j.countStarted(c)
 	}
 	return j.r.Render(c, http.StatusOK, "login", j.passwordView(c, st))
 }

@@ -1,11 +1,13 @@
 package login
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/gofiber/fiber/v3"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
@@ -104,10 +106,14 @@ func (j *Journey) SignIn(c fiber.Ctx, p Proof) (Auth, error) {
 	for k, v := range p.Detail {
 		detail[k] = v
 	}
-	if err := j.audit.Record(c.Context(), web.Actor(c), "login.completed", audit.Success, p.AccountID, detail); err != nil {
-		return Auth{}, err
-	}
-	j.metrics.SignIns.WithLabelValues(p.Method, "completed").Inc()
+	// The event is written with the signed-in session, in its transaction:
+	// a login is never recorded as completed when the session that holds
+	// it could not be saved.
+	actor := web.Actor(c)
+	s.InSave(func(ctx context.Context, tx sqlx.ExtContext) error {
+		return j.audit.RecordIn(ctx, tx, actor, "login.completed", audit.Success, p.AccountID, detail)
+	})
+	s.AfterSave(func() { j.metrics.SignIns.WithLabelValues(p.Method, "completed").Inc() })
 	return a, nil
 }
 

@@ -99,7 +99,10 @@ func (f smsPages) submit(c fiber.Ctx) error {
 		v.Errors.Add("code", "Enter the 6-digit security code")
 		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
 	}
-	err := f.j.accounts.VerifyCode(c.Context(), web.Actor(c), account.PurposeLogin, acct.ID, code, acct.ID)
+	// The code is used when the session that records what it proved is
+	// saved, in the same transaction: a login that cannot be saved leaves
+	// the code usable for the next try.
+	use, err := f.j.accounts.CheckCode(c.Context(), web.Actor(c), account.PurposeLogin, acct.ID, code, acct.ID)
 	if msg, ok := account.CodeErrorMessage(err); ok {
 		v.Errors.Add("code", msg)
 		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
@@ -107,6 +110,7 @@ func (f smsPages) submit(c fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	web.Sess(c).InSave(use)
 	if f.remember != nil && c.FormValue("remember") == "yes" {
 		if err := f.remember.rememberBrowser(c, f.j, acct); err != nil {
 			return err

@@ -19,6 +19,7 @@ type Metrics struct {
 	Lockouts         prometheus.Counter
 	PDSChecks        *prometheus.CounterVec // per-login PDS checks by outcome
 	SignIns          *prometheus.CounterVec // sign-ins by method, outcome (completed, blocked)
+	Shed             *prometheus.CounterVec // requests refused by admission control, by reason
 }
 
 // Inc counts one per-login PDS check with its outcome (identity.Counter).
@@ -54,8 +55,11 @@ func New() *Metrics {
 		SignIns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idlink_sign_ins_total", Help: "Sign-ins by way in (method) and outcome (completed, blocked).",
 		}, []string{"method", "outcome"}),
+		Shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_http_requests_shed_total", Help: "Requests refused with 503 by admission control, by reason (queue_full, queue_wait).",
+		}, []string{"reason"}),
 	}
-	m.Registry.MustRegister(m.Requests, m.Latency, m.JourneysStarted, m.JourneysFinished, m.CodesSent, m.Lockouts, m.PDSChecks, m.SignIns,
+	m.Registry.MustRegister(m.Requests, m.Latency, m.JourneysStarted, m.JourneysFinished, m.CodesSent, m.Lockouts, m.PDSChecks, m.SignIns, m.Shed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

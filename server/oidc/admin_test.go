@@ -85,6 +85,22 @@ func TestAdminAPIClientLifecycle(t *testing.T) {
 		require.Equal(t, "Clinic 2", body["name"])
 		require.Equal(t, false, body["refresh_tokens"])
 		require.Equal(t, []any{"openid", "profile"}, body["scopes"], "absent members are kept")
+		require.Equal(t, "nhs", body["id_token_claims"])
+		require.Equal(t, "sha1", body["client_metadata_oaep_hash"])
+
+		resp, body = e.admin(http.MethodPatch, "/admin/clients/"+id, testAdminToken, `{"id_token_claims":"all","client_metadata_oaep_hash":"sha256"}`)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "body: %v", body)
+		require.Equal(t, "all", body["id_token_claims"])
+		require.Equal(t, "sha256", body["client_metadata_oaep_hash"])
+		got, err := e.srv.Clients().Get(context.Background(), id)
+		require.NoError(t, err)
+		require.Equal(t, IDTokenClaimsAll, got.IDTokenClaims, "stored")
+		require.Equal(t, OAEPSHA256, got.MetadataOAEPHash, "stored")
+
+		resp, body = e.admin(http.MethodPatch, "/admin/clients/"+id, testAdminToken, `{"vtr":["P9.Cp.Cd","P9.Cp.Ck"]}`)
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		require.Equal(t, "invalid_client_metadata", body["error"])
+		require.Contains(t, body["error_description"], "Ck")
 
 		resp, body = e.admin(http.MethodPatch, "/admin/clients/"+id, testAdminToken, `{"client_id":"other"}`)
 		require.Equal(t, http.StatusBadRequest, resp.StatusCode)

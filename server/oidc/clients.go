@@ -164,16 +164,16 @@ func offeredVectors(vtr string) []trust.Vector {
 // trust's parse errors; a vector not registered for the client gives
 // ErrVectorNotAllowed. The vectors come back as requested, in order.
 func (c *Client) RequestedVectors(vtrParam string) ([]trust.Vector, error) {
-	if vtrParam == "" {
-		return c.DefaultVectors(), nil
-	}
-	vs, err := trust.ParseVTR(vtrParam)
-	if err != nil {
-		return nil, fmt.Errorf("vtr: %w", err)
+	vs := c.DefaultVectors() // a client registered before Ck was refused may list Ck here
+	if vtrParam != "" {
+		var err error
+		if vs, err = trust.ParseVTR(vtrParam); err != nil {
+			return nil, fmt.Errorf("vtr: %w", err)
+		}
 	}
 	out := vs[:0]
 	for _, v := range vs {
-		if v.Credentials.Has(trust.Ck) && !c.allowsVector(v) {
+		if v.Credentials.Has(trust.Ck) {
 			// NHS login's own default lists P9.Cp.Ck and the NHS App sends
 			// P5.Cp.Ck: no one can meet such a vector here, so it is passed
 			// over, as long as another vector remains.
@@ -468,6 +468,18 @@ func parseVectors(strs []string) ([]trust.Vector, error) {
 // normalize validates c and fills in defaults, in place.
 func (cs *Clients) normalize(c *Client) error {
 	c.development = cs.development
+	for _, step := range []func(*Client) error{
+		normalizeName, cs.normalizeRedirectURIs, normalizeScopes, normalizeOptions, normalizeClientVectors, normalizeKey,
+	} {
+		if err := step(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// normalizeName checks the client id and the name people see.
+func normalizeName(c *Client) error {
 	if !clientIDPattern.MatchString(c.ID) {
 		return fieldErr("client_id", "must be 3–64 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
@@ -480,7 +492,11 @@ func (cs *Clients) normalize(c *Client) error {
 	case strings.IndexFunc(c.Name, unicode.IsControl) >= 0:
 		return fieldErr("name", "contains control characters")
 	}
+	return nil
+}
 
+// normalizeRedirectURIs checks each redirect URI, once each.
+func (cs *Clients) normalizeRedirectURIs(c *Client) error {
 	if len(c.RedirectURIs) == 0 {
 		return fieldErr("redirect_uris", "at least one redirect URI is required")
 	}
@@ -495,7 +511,11 @@ func (cs *Clients) normalize(c *Client) error {
 			return fieldErr("redirect_uris", "%q is listed twice", u)
 		}
 	}
+	return nil
+}
 
+// normalizeScopes keeps known scopes once each; openid is required.
+func normalizeScopes(c *Client) error {
 	if len(c.Scopes) == 0 {
 		c.Scopes = []string{ScopeOpenID}
 	}
@@ -512,7 +532,12 @@ func (cs *Clients) normalize(c *Client) error {
 		return fieldErr("scopes", "must include openid")
 	}
 	c.Scopes = scopes
+	return nil
+}
 
+// normalizeOptions checks the ID token's claims and the metadata's OAEP
+// hash, defaulting to NHS login's.
+func normalizeOptions(c *Client) error {
 	switch c.IDTokenClaims {
 	case "":
 		c.IDTokenClaims = IDTokenClaimsNHS
@@ -527,7 +552,12 @@ func (cs *Clients) normalize(c *Client) error {
 	default:
 		return fieldErr("client_metadata_oaep_hash", "must be %q or %q", OAEPSHA1, OAEPSHA256)
 	}
+	return nil
+}
 
+// normalizeClientVectors checks the allowed and default vectors of trust;
+// the defaults must be allowed.
+func normalizeClientVectors(c *Client) error {
 	var err error
 	if c.VTR, c.vtr, err = normalizeVectors(c.VTR, "vtr"); err != nil {
 		return err
@@ -555,7 +585,12 @@ func (cs *Clients) normalize(c *Client) error {
 		}
 	}
 	c.VTR, c.DefaultVTR = vectorStrings(c.vtr), vectorStrings(c.defaultVTR)
+	return nil
+}
 
+// normalizeKey checks the public key and signing algorithms of a
+// confidential client, and that a public client has neither.
+func normalizeKey(c *Client) error {
 	if c.Public {
 		if c.PublicKeyPEM != "" {
 			return fieldErr("public_key_pem", "a public client has no key")

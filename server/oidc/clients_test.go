@@ -319,6 +319,16 @@ func TestRequestedVectors(t *testing.T) {
 	}
 	require.Len(t, c.AllowedVectors(), 4)
 	require.Len(t, c.DefaultVectors(), 2)
+
+	// A client stored before Ck vectors were refused: its default list
+	// still names one, which requests without vtr pass over.
+	old := c.clone()
+	old.vtr, _ = trust.ParseVTR(`["P9.Cp.Cd","P9.Cp.Ck","P9.Cm"]`)
+	old.defaultVTR = old.AllowedVectors()
+	vs, err := old.RequestedVectors("")
+	require.NoError(t, err)
+	require.Equal(t, `["P9.Cp.Cd","P9.Cm"]`, trust.FormatVTR(vs))
+	require.Len(t, old.DefaultVectors(), 3, "the stored list is not changed")
 }
 
 func TestResolveScopes(t *testing.T) {

@@ -31,11 +31,26 @@ func UKDate(t time.Time) string { return t.In(london).Format("2 January 2006") }
 // looks for well-known tokens; the result is shown to the person, never
 // trusted.
 func DescribeBrowser(ua string) string {
+	browser, os := BrowserAndOS(ua)
+	switch {
+	case browser != "" && os != "":
+		return browser + " on " + os
+	case browser != "":
+		return browser
+	case os != "":
+		return "a browser on " + os
+	}
+	return "an unknown browser"
+}
+
+// BrowserAndOS names the browser and operating system of a User-Agent
+// header ("Firefox", "Windows"), each "" when it cannot tell. It only looks
+// for well-known tokens; the result is shown to the person, never trusted.
+func BrowserAndOS(ua string) (browser, os string) {
 	if len(ua) > 512 {
 		ua = ua[:512]
 	}
 	has := func(s string) bool { return strings.Contains(ua, s) }
-	var browser, os string
 	switch {
 	case has("Edg/"), has("EdgA/"), has("EdgiOS/"):
 		browser = "Edge"
@@ -66,15 +81,7 @@ func DescribeBrowser(ua string) string {
 	case has("Linux"):
 		os = "Linux"
 	}
-	switch {
-	case browser != "" && os != "":
-		return browser + " on " + os
-	case browser != "":
-		return browser
-	case os != "":
-		return "a browser on " + os
-	}
-	return "an unknown browser"
+	return browser, os
 }
 
 // NationalPhone shows a number stored in E.164 as people write it: UK

@@ -37,7 +37,21 @@ type Session struct {
 	dirty     bool
 	destroyed bool
 	oldIDs    []string // ids replaced by Renew, deleted on save
+	inSave    []func(ctx context.Context, tx sqlx.ExtContext) error
+	afterSave []func()
 }
+
+// InSave runs fn inside the transaction that saves the session at the end
+// of the request, so what fn writes (a code marked used, an audit event
+// saying the login completed) is committed with the session or not at all.
+// When the handler fails, neither the session's changes nor fn are saved.
+func (s *Session) InSave(fn func(ctx context.Context, tx sqlx.ExtContext) error) {
+	s.inSave = append(s.inSave, fn)
+}
+
+// AfterSave runs fn once the session has been saved after a handler that
+// succeeded (a metric that must count only what was kept).
+func (s *Session) AfterSave(fn func()) { s.afterSave = append(s.afterSave, fn) }
 
 // AccountID returns the signed-in account, or "" when nobody is signed in.
 func (s *Session) AccountID() string { return s.accountID }
@@ -145,8 +159,18 @@ func (st *Sessions) Middleware() fiber.Handler {
 		}
 		c.Locals(localsSession, s)
 		herr := c.Next()
+		if herr != nil && len(s.inSave) > 0 {
+			// The step failed after asking for writes with the session:
+			// keep none of it, so no half-done step is left behind.
+			return herr
+		}
 		if err := st.save(c, s); err != nil {
 			return err
+		}
+		if herr == nil {
+			for _, fn := range s.afterSave {
+				fn()
+			}
 		}
 		return herr
 	}
@@ -161,7 +185,9 @@ func (st *Sessions) load(ctx context.Context, id string) (*Session, error) {
 		return fresh(), nil
 	}
 	var row sessionRow
-	err := st.db.GetContext(ctx, &row, st.db.Rebind(`SELECT account_id, data, created_at, last_seen_at, expires_at FROM sessions WHERE id_hash = ?`), st.hash(id))
+	err := migrations.RetryRead(ctx, func(ctx context.Context) error {
+		return st.db.GetContext(ctx, &row, st.db.Rebind(`SELECT account_id, data, created_at, last_seen_at, expires_at FROM sessions WHERE id_hash = ?`), st.hash(id))
+	})
 	if migrations.IsNoRows(err) {
 		return fresh(), nil
 	}
@@ -188,64 +214,90 @@ func (st *Sessions) load(ctx context.Context, id string) (*Session, error) {
 	return s, nil
 }
 
+// save writes the session back in one transaction: the rows of renewed
+// ids are deleted, the session inserted or updated, and the InSave
+// functions run, so a failure part way leaves the old session as it was
+// (never a signed-in session without its audit event, nor an old id
+// deleted without the new one stored).
 func (st *Sessions) save(c fiber.Ctx, s *Session) error {
+	if !s.dirty && !s.destroyed && len(s.oldIDs) == 0 && len(s.inSave) == 0 {
+		return nil
+	}
 	ctx := c.Context()
+	tx, err := st.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save session: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	for _, old := range s.oldIDs {
-		if _, err := st.db.ExecContext(ctx, st.db.Rebind(`DELETE FROM sessions WHERE id_hash = ?`), st.hash(old)); err != nil {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM sessions WHERE id_hash = ?`), st.hash(old)); err != nil {
 			return fmt.Errorf("delete renewed session: %w", err)
 		}
 	}
-	if s.destroyed {
+	cookie := func() {} // set once the transaction has committed
+	switch {
+	case s.destroyed:
 		if s.stored {
-			if _, err := st.db.ExecContext(ctx, st.db.Rebind(`DELETE FROM sessions WHERE id_hash = ?`), st.hash(s.id)); err != nil {
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM sessions WHERE id_hash = ?`), st.hash(s.id)); err != nil {
 				return fmt.Errorf("delete session: %w", err)
 			}
 		}
-		st.clearCookie(c)
-		return nil
-	}
-	if !s.dirty {
-		return nil
-	}
-	data, err := json.Marshal(s.values)
-	if err != nil {
-		return fmt.Errorf("encode session: %w", err)
-	}
-	var acct *string
-	if s.accountID != "" {
-		acct = &s.accountID
-	}
-	now := st.now().UTC()
-	if s.stored {
-		res, err := st.db.ExecContext(ctx, st.db.Rebind(`UPDATE sessions SET account_id = ?, data = ?, last_seen_at = ? WHERE id_hash = ?`),
-			acct, string(data), now, st.hash(s.id))
+		cookie = func() { st.clearCookie(c) }
+	case !s.dirty:
+	default:
+		data, err := json.Marshal(s.values)
 		if err != nil {
+			return fmt.Errorf("encode session: %w", err)
+		}
+		var acct *string
+		if s.accountID != "" {
+			acct = &s.accountID
+		}
+		now := st.now().UTC()
+		if s.stored {
+			res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE sessions SET account_id = ?, data = ?, last_seen_at = ? WHERE id_hash = ?`),
+				acct, string(data), now, st.hash(s.id))
+			if err != nil {
+				return fmt.Errorf("save session: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				// The row is gone: the person signed out elsewhere, or every
+				// session of the account was ended. Do not resurrect it, and
+				// keep nothing that came with it.
+				st.clearCookie(c)
+				return nil
+			}
+		} else {
+			_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO sessions (id_hash, account_id, data, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
+				st.hash(s.id), acct, string(data), s.createdAt, now, s.expiresAt)
+			if err != nil {
+				return fmt.Errorf("create session: %w", err)
+			}
+			cookie = func() {
+				s.stored = true
+				c.Cookie(&fiber.Cookie{
+					Name:     SessionCookie,
+					Value:    s.id,
+					Path:     "/",
+					HTTPOnly: true,
+					Secure:   st.secure,
+					SameSite: fiber.CookieSameSiteLaxMode,
+					// A session cookie (no Expires): closing the browser ends it; the
+					// server enforces the idle and absolute limits.
+				})
+			}
+		}
+	}
+	for _, fn := range s.inSave {
+		if err := fn(ctx, tx); err != nil {
 			return fmt.Errorf("save session: %w", err)
 		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			return nil
-		}
-		// The row is gone: the person signed out elsewhere, or every
-		// session of the account was ended. Do not resurrect it.
-		st.clearCookie(c)
-		return nil
 	}
-	_, err = st.db.ExecContext(ctx, st.db.Rebind(`INSERT INTO sessions (id_hash, account_id, data, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
-		st.hash(s.id), acct, string(data), s.createdAt, now, s.expiresAt)
-	if err != nil {
-		return fmt.Errorf("create session: %w", err)
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save session: commit: %w", err)
 	}
-	s.stored = true
-	c.Cookie(&fiber.Cookie{
-		Name:     SessionCookie,
-		Value:    s.id,
-		Path:     "/",
-		HTTPOnly: true,
-		Secure:   st.secure,
-		SameSite: fiber.CookieSameSiteLaxMode,
-		// A session cookie (no Expires): closing the browser ends it; the
-		// server enforces the idle and absolute limits.
-	})
+	s.oldIDs, s.inSave = nil, nil
+	cookie()
 	return nil
 }
 
@@ -277,6 +329,17 @@ func (st *Sessions) PurgeExpired(ctx context.Context) (int64, error) {
 	}
 	n, _ := res.RowsAffected()
 	return n, nil
+}
+
+// Probe checks that sessions can be written now, for the readiness probe:
+// a write that matches no row still needs the table's write lock, so a
+// table locked by someone else, or a pool whose every connection is stuck,
+// makes it wait until ctx ends, when a plain "SELECT 1" would succeed.
+func (st *Sessions) Probe(ctx context.Context) error {
+	if _, err := st.db.ExecContext(ctx, st.db.Rebind(`UPDATE sessions SET last_seen_at = last_seen_at WHERE id_hash = ?`), "-"); err != nil {
+		return fmt.Errorf("sessions probe: %w", err)
+	}
+	return nil
 }
 
 // ErrNoSession is returned by Sess when the middleware did not run.

@@ -1,4 +1,4 @@
-package login
+package web
 
 import (
 	"testing"
@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestDescribeAgent(t *testing.T) {
+func TestBrowserAndOS(t *testing.T) {
 	for _, tc := range []struct{ ua, browser, os string }{
 		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0", "Firefox", "Windows"},
 		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0", "Edge", "Windows"},
@@ -18,17 +18,17 @@ func TestDescribeAgent(t *testing.T) {
 		{"curl/8.5.0", "", ""},
 		{"", "", ""},
 	} {
-		b, o := describeAgent(tc.ua)
+		b, o := BrowserAndOS(tc.ua)
 		require.Equal(t, tc.browser, b, tc.ua)
 		require.Equal(t, tc.os, o, tc.ua)
 	}
 }
 
-func FuzzDescribeAgent(f *testing.F) {
+func FuzzBrowserAndOS(f *testing.F) {
 	f.Add("Mozilla/5.0 (Windows NT 10.0) Firefox/133.0")
 	f.Add("\xff\xfe")
 	f.Fuzz(func(t *testing.T, ua string) {
-		b, o := describeAgent(ua)
+		b, o := BrowserAndOS(ua)
 		// Only fixed names come out, never the input itself.
 		for _, s := range []string{b, o} {
 			if len(s) > 20 || !utf8.ValidString(s) {
