@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -85,27 +84,26 @@ func (a *Admin) Register(pg web.Pages) {
 	pg.Get(AdminPath+"/checks/:id/video", a.video)
 }
 
-// ListStaff returns the back-office members, oldest first.
-func (s *Service) ListStaff(ctx context.Context) ([]Staff, error) {
-	var out []Staff
-	err := s.d.DB.SelectContext(ctx, &out, `SELECT account_id, role FROM staff ORDER BY created_at, account_id`)
-	if err != nil {
-		return nil, fmt.Errorf("list staff: %w", err)
-	}
-	return out, nil
-}
-
 func adminCheckPath(id string) string { return AdminPath + "/checks/" + id }
 
 // ---- access ----
 
-// staffOnly returns the signed-in staff member. Otherwise it answers the
-// request and ok is false: a login asking for a passkey when the session
-// has not proven one on idlink itself within LoginMaxAge (returning to
-// returnTo), or a 403 page for someone
-// who is not staff. Evidence requests (media) never start a login: an
+// Require is the back office's one access check, used by every
+// back-office route (these pages and server/backoffice's). It returns the
+// signed-in staff member when they hold any of roles and their session
+// holds a login made on idlink itself (single sign-on does not count) that
+// proved Cm (a passkey or the app) within LoginMaxAge. Otherwise it answers
+// the request and ok is false: a page saying what is needed (anonymous), a
+// login asking for a passkey (returning to returnTo), or a 403 page for
+// someone without the role; each refusal is audited
+// (admin.access_refused).
+func (a *Admin) Require(c fiber.Ctx, returnTo string, roles ...string) (Staff, bool, error) {
+	return a.staffOnly(c, returnTo, false, roles)
+}
+
+// staffOnly is Require. Evidence requests (media) never start a login: an
 // <img> or <video> must not replace the session's login journey.
-func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool) (Staff, bool, error) {
+func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool, roles []string) (Staff, bool, error) {
 	auth, signedIn := a.d.Login.Current(c)
 	if !signedIn || !auth.Credentials.Has(trust.Cm) || a.d.Now().Sub(auth.AuthTime) > a.d.LoginMaxAge {
 		if media {
@@ -117,13 +115,13 @@ func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool) (Staff, bool
 			// No passkey login will help a person without a role: say so.
 			if m, ok, err := a.s.StaffMember(c.Context(), auth.AccountID); err != nil {
 				return Staff{}, false, err
-			} else if !ok || !m.CanReview() {
+			} else if !ok || !m.Has(roles...) {
 				a.refused(c, auth.AccountID, "not_staff")
 				return Staff{}, false, a.d.Renderer.ErrorPage(c, http.StatusForbidden, "You do not have access", needed)
 			}
 		} else if c.Query("login") == "" {
 			// Say what is needed before asking anyone to log in.
-			return Staff{}, false, a.d.Renderer.Render(c, http.StatusOK, "admin_login", web.View{Title: "Log in to check photo ID",
+			return Staff{}, false, a.d.Renderer.Render(c, http.StatusOK, "admin_login", web.View{Title: "Log in to the back office",
 				Data: returnTo + "?login=1"})
 		}
 		return Staff{}, false, a.d.Login.Start(c, login.Request{Want: []trust.Credentials{{trust.Cm}},
@@ -133,7 +131,7 @@ func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool) (Staff, bool
 	if err != nil {
 		return Staff{}, false, err
 	}
-	if !ok || !m.CanReview() {
+	if !ok || !m.Has(roles...) {
 		a.refused(c, auth.AccountID, "not_staff")
 		return Staff{}, false, a.d.Renderer.ErrorPage(c, http.StatusForbidden, "You do not have access", needed)
 	}
@@ -141,8 +139,8 @@ func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool) (Staff, bool
 }
 
 // needed says what the back office needs of a person.
-const needed = "These pages are for the ID checking team. You need the ID checker role, which an administrator gives, " +
-	"and a passkey on your account to log in with. Ask an administrator if you need access."
+const needed = "These pages are for idlink's staff. You need the role this page is for, which an administrator gives, " +
+	"and a passkey or the idlink app on your account to log in with. Ask an administrator if you need access."
 
 // refused records a refusal of a back-office request.
 func (a *Admin) refused(c fiber.Ctx, accountID, reason string) {
@@ -152,6 +150,9 @@ func (a *Admin) refused(c fiber.Ctx, accountID, reason string) {
 	}
 	a.s.record(c.Context(), web.Actor(c), "admin.access_refused", false, accountID, detail)
 }
+
+// reviewers may review photo ID checks.
+var reviewers = []string{RoleIDChecker}
 
 // adminNotice is a one-time confirmation for the back office's next page.
 const adminNotice = web.Notice("admin_notice")
@@ -191,7 +192,7 @@ type adminQueueData struct {
 }
 
 func (a *Admin) queuePage(c fiber.Ctx) error {
-	m, ok, err := a.staffOnly(c, AdminPath, false)
+	m, ok, err := a.staffOnly(c, AdminPath, false, []string{RoleIDChecker, RoleAdmin})
 	if !ok {
 		return err
 	}
@@ -207,7 +208,7 @@ func (a *Admin) renderQueue(c fiber.Ctx, m Staff, notice string) error {
 	data := adminQueueData{Full: len(checks) >= AdminQueueSize}
 	for _, ch := range checks {
 		row := adminQueueRow{ID: ch.ID, SubmittedAt: ch.SubmittedAt.UTC(), Document: adminDocumentName(ch.DocumentType),
-			Status: "Waiting", Reviewable: true}
+			Status: "Waiting", Reviewable: m.CanReview()}
 		if ch.Status == CheckInReview && ch.ClaimedBy != nil {
 			switch by := *ch.ClaimedBy; {
 			case by == m.AccountID:
@@ -238,7 +239,7 @@ const (
 )
 
 func (a *Admin) claim(c fiber.Ctx) error {
-	m, ok, err := a.staffOnly(c, AdminPath, false)
+	m, ok, err := a.staffOnly(c, AdminPath, false, reviewers)
 	if !ok {
 		return err
 	}
@@ -347,7 +348,7 @@ func (a *Admin) renderCheck(c fiber.Ctx, v web.View) error {
 }
 
 func (a *Admin) checkPage(c fiber.Ctx) error {
-	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), false)
+	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), false, reviewers)
 	if !ok {
 		return err
 	}
@@ -406,7 +407,7 @@ func adminInvalidDetail(err error) string {
 }
 
 func (a *Admin) search(c fiber.Ctx) error {
-	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), false)
+	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), false, reviewers)
 	if !ok {
 		return err
 	}
@@ -501,7 +502,7 @@ func adminYesNo(s string) (value, ok bool) {
 }
 
 func (a *Admin) decide(c fiber.Ctx) error {
-	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), false)
+	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), false, reviewers)
 	if !ok {
 		return err
 	}
@@ -599,7 +600,7 @@ func (a *Admin) video(c fiber.Ctx) error { return a.evidence(c, media.KindFaceVi
 // never sniffed, shown inline; single byte ranges are honoured (Safari
 // plays video only from range requests).
 func (a *Admin) evidence(c fiber.Ctx, kind media.Kind) error {
-	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), true)
+	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), true, reviewers)
 	if !ok {
 		return err
 	}

@@ -312,8 +312,8 @@ func TestAdminAccess(t *testing.T) {
 		// Not signed in: the page says what is needed, then a passkey login.
 		r := e.browser("", false).get("/admin/checks/" + c.ID)
 		require.Equal(t, http.StatusOK, r.status)
-		require.Contains(t, r.body, "the ID checker role")
-		require.Contains(t, r.body, "a passkey on that account")
+		require.Contains(t, r.body, "a role on your idlink account (ID checker, support or admin)")
+		require.Contains(t, r.body, "a passkey or the idlink app on that account")
 		r = e.browser("", false).get("/admin/checks/" + c.ID + "?login=1")
 		require.Equal(t, http.StatusSeeOther, r.status)
 		require.Equal(t, "/login", r.location())
@@ -334,7 +334,7 @@ func TestAdminAccess(t *testing.T) {
 		// would help; the page says what is needed.
 		r = e.browser("stranger", false).get("/admin")
 		require.Equal(t, http.StatusForbidden, r.status)
-		require.Contains(t, r.body, "the ID checker role")
+		require.Contains(t, r.body, "You need the role this page is for")
 		require.Equal(t, 1, e.auditCount("admin.access_refused", "stranger"))
 
 		// Signed in with a passkey but not staff: 403, audited; the
@@ -382,7 +382,7 @@ func TestAdminQueueAndClaim(t *testing.T) {
 		e := admSetup(t, db)
 		first, second, third := e.person("p1"), e.person("p2"), e.person("p3")
 		e.staff("alice", identity.RoleIDChecker)
-		e.staff("bob", identity.RoleAdmin)
+		e.staff("bob", identity.RoleIDChecker)
 		alice, bob := e.browser("alice", true), e.browser("bob", true)
 
 		r := alice.get("/admin")

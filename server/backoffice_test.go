@@ -1,0 +1,228 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/idlink/idlink/migrations/dbtest"
+	"github.com/idlink/idlink/server"
+	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/identity"
+	"github.com/idlink/idlink/server/servertest"
+)
+
+// staffPhones gives each staff account of a test its own mobile number, so
+// that no number reaches the limit of codes.
+var staffPhones = []string{"07700 900201", "07700 900202", "07700 900203", "07700 900204", "07700 900205", "07700 900206"}
+
+// passkeyStaff creates an account with roles (none: a plain person who
+// still logs in with a passkey), adds a passkey and returns a browser
+// whose session logged in with it (Cm).
+func passkeyStaff(t *testing.T, s *servertest.Server, email, phone string, roles ...string) *servertest.Browser {
+	t.Helper()
+	b := s.NewBrowser(t)
+	s.CreateAccount(t, b, email, pw, phone)
+	d := newPasskeyDevice()
+	addPasskey(t, s, b, d, "Work key")
+	signOut(t, b)
+	if len(roles) > 0 {
+		require.NoError(t, s.Identity.SetStaff(context.Background(), audit.Actor{RequestID: "test"}, s.AccountID(t, email), roles...))
+	}
+	status, ans, _ := passkeyLogin(t, s, b, b.Get("/login"), d)
+	require.Equal(t, http.StatusOK, status, ans)
+	return b
+}
+
+var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+// csrfToken returns the session's form token, from a page with a form.
+func csrfToken(t *testing.T, b *servertest.Browser) string {
+	t.Helper()
+	for _, path := range []string{"/account", "/login"} {
+		if m := csrfField.FindStringSubmatch(b.Get(path).Body); m != nil {
+			return m[1]
+		}
+	}
+	t.Fatal("no page with a CSRF token")
+	return ""
+}
+
+// backOfficeRoute is one back-office route and the roles that may use it.
+type backOfficeRoute struct {
+	method, path string
+	roles        []string
+	media        bool // evidence: never starts a login
+}
+
+// backOfficeRoutes is every back-office route. Ids that do not exist keep
+// the allowed requests from changing anything: they pass the access check
+// and then find nothing.
+var backOfficeRoutes = []backOfficeRoute{
+	{http.MethodGet, "/admin", []string{identity.RoleIDChecker, identity.RoleAdmin}, false},
+	{http.MethodPost, "/admin/checks/nope/claim", []string{identity.RoleIDChecker}, false},
+	{http.MethodGet, "/admin/checks/nope", []string{identity.RoleIDChecker}, false},
+	{http.MethodPost, "/admin/checks/nope/search", []string{identity.RoleIDChecker}, false},
+	{http.MethodPost, "/admin/checks/nope/decide", []string{identity.RoleIDChecker}, false},
+	{http.MethodGet, "/admin/checks/nope/photo", []string{identity.RoleIDChecker}, true},
+	{http.MethodGet, "/admin/checks/nope/video", []string{identity.RoleIDChecker}, true},
+	{http.MethodGet, "/admin/staff", []string{identity.RoleAdmin}, false},
+	{http.MethodPost, "/admin/staff", []string{identity.RoleAdmin}, false},
+	{http.MethodGet, "/admin/staff/nope", []string{identity.RoleAdmin}, false},
+	{http.MethodPost, "/admin/staff/nope", []string{identity.RoleAdmin}, false},
+	{http.MethodPost, "/admin/staff/nope/remove", []string{identity.RoleAdmin}, false},
+}
+
+// TestBackOfficeRoutesByRole: every back-office route × every kind of
+// visitor. Only a login made on idlink with a passkey, by a member holding
+// one of the route's roles, gets past the access check; a single sign-on
+// session counts as nobody, even for a member with every role.
+func TestBackOfficeRoutesByRole(t *testing.T) {
+	dbtest.EachURL(t, func(t *testing.T, dbURL string) {
+		e := startSSO(t, dbURL)
+		s := e.s
+		// The person of the single sign-on session holds every role: the
+		// asserted login still opens nothing.
+		require.NoError(t, s.Identity.SetStaff(context.Background(), audit.Actor{}, e.person, identity.Roles...))
+		sso := s.NewBrowser(t)
+		a := e.rp2.Request(map[string]string{"vtr": `["P0.Cp.Cd"]`, "asserted_login_identity": e.assertion(nil)})
+		p := sso.Get(a.URL)
+		e.rp2.Returned(sso.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"}), a)
+
+		// A plain person, logged in with a password and a code.
+		plain := s.NewBrowser(t)
+		s.CreateAccount(t, plain, "plain@example.org", pw, staffPhones[0])
+
+		visitors := []struct {
+			name  string
+			b     *servertest.Browser
+			roles []string
+			// anonymous: the back office does not see a login at all.
+			anonymous bool
+		}{
+			{"anonymous", s.NewBrowser(t), nil, true},
+			{"single sign-on only", sso, identity.Roles, true},
+			{"plain person", plain, nil, false},
+			{"passkey, no role", passkeyStaff(t, s, "nobody@example.org", staffPhones[1]), nil, false},
+			{"admin", passkeyStaff(t, s, "admin@example.org", staffPhones[2], identity.RoleAdmin), []string{identity.RoleAdmin}, false},
+			{"id checker", passkeyStaff(t, s, "checker@example.org", staffPhones[3], identity.RoleIDChecker), []string{identity.RoleIDChecker}, false},
+			{"support", passkeyStaff(t, s, "support@example.org", staffPhones[4], identity.RoleSupport), []string{identity.RoleSupport}, false},
+			{"admin and support", passkeyStaff(t, s, "both@example.org", staffPhones[5], identity.RoleAdmin, identity.RoleSupport),
+				[]string{identity.RoleAdmin, identity.RoleSupport}, false},
+		}
+		for _, v := range visitors {
+			csrf := csrfToken(t, v.b)
+			for _, r := range backOfficeRoutes {
+				var page *servertest.Page
+				if r.method == http.MethodGet {
+					page = v.b.Get(r.path)
+				} else {
+					page = v.b.Post(r.path, url.Values{"csrf_token": {csrf}})
+				}
+				allowed := false
+				for _, role := range r.roles {
+					allowed = allowed || (!v.anonymous && contains(v.roles, role))
+				}
+				what := v.name + " " + r.method + " " + r.path
+				switch {
+				case allowed:
+					require.NotEqual(t, http.StatusForbidden, page.Status, what)
+					require.NotContains(t, page.H1(), "Log in", what)
+					require.NotEqual(t, "You do not have access", page.H1(), what)
+				case v.anonymous && !r.media:
+					require.Equal(t, http.StatusOK, page.Status, what)
+					require.Equal(t, "Log in to the back office", page.H1(), what)
+				default:
+					require.Equal(t, http.StatusForbidden, page.Status, what)
+					require.Equal(t, "You do not have access", page.H1(), what)
+				}
+				if !allowed {
+					require.NotContains(t, page.Body, ssoEmail, what)
+				}
+			}
+		}
+		// Every refusal of a signed-in visitor is audited.
+		require.Positive(t, s.AuditCount(t, "admin.access_refused", s.AccountID(t, "support@example.org")))
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestStaffManagement: an admin adds a member by the email of an existing
+// account, changes their roles and removes them; every form shows all its
+// errors; each change is audited naming the admin.
+func TestStaffManagement(t *testing.T) {
+	dbtest.EachURL(t, func(t *testing.T, dbURL string) {
+		s := servertest.Start(t, dbURL, nil, server.Options{})
+		admin := passkeyStaff(t, s, "admin@example.org", staffPhones[0], identity.RoleAdmin)
+		adminID := s.AccountID(t, "admin@example.org")
+		s.CreateAccount(t, s.NewBrowser(t), "helper@example.org", pw, staffPhones[1])
+		helperID := s.AccountID(t, "helper@example.org")
+
+		p := admin.Get("/admin/staff")
+		require.Equal(t, "Staff", p.H1())
+		require.Contains(t, p.Body, "admin@example.org (you)")
+
+		// Nothing filled in: both errors at once, linked to their fields.
+		p = admin.Submit(p, "/admin/staff", nil)
+		require.Equal(t, http.StatusUnprocessableEntity, p.Status)
+		require.Equal(t, []string{"Enter the email address of the person's idlink account", "Choose at least one role"}, p.Errors())
+		require.Contains(t, p.Body, `href="#email"`)
+		require.Contains(t, p.Body, `href="#role_admin"`)
+		// An address without an account.
+		p = admin.Submit(p, "/admin/staff", map[string]string{"email": "stranger@example.org", "role_support": "support"})
+		require.Equal(t, []string{"No idlink account has this email address. The person must create an account first"}, p.Errors())
+		require.Contains(t, p.Body, `value="stranger@example.org"`)
+
+		p = admin.Submit(p, "/admin/staff", map[string]string{"email": "Helper@Example.org", "role_support": "support", "role_id_checker": "id_checker"})
+		require.Equal(t, "Staff", p.H1())
+		require.Contains(t, p.Body, "helper@example.org is now staff: ID checker, Support.")
+		m, ok, err := s.Identity.StaffMember(context.Background(), helperID)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, []string{identity.RoleIDChecker, identity.RoleSupport}, m.Roles)
+		require.Equal(t, 1, s.AuditCount(t, "staff.role_set", helperID, `"staff":"`+adminID+`"`))
+
+		// Already staff.
+		p = admin.Submit(p, "/admin/staff", map[string]string{"email": "helper@example.org", "role_admin": "admin"})
+		require.Equal(t, []string{"This person is already staff. Choose them in the list to change their roles"}, p.Errors())
+
+		// Change the roles: none chosen is an error; support only is kept.
+		p = admin.Get("/admin/staff/" + helperID)
+		require.Equal(t, "Change helper@example.org's roles", p.H1())
+		require.Equal(t, []string{"Choose at least one role. To take every role away, remove the member instead"},
+			admin.Submit(p, "/admin/staff/"+helperID, nil).Errors())
+		p = admin.Submit(p, "/admin/staff/"+helperID, map[string]string{"role_support": "support"})
+		require.Contains(t, p.Body, "The roles of helper@example.org are now: Support.")
+		m, _, err = s.Identity.StaffMember(context.Background(), helperID)
+		require.NoError(t, err)
+		require.Equal(t, []string{identity.RoleSupport}, m.Roles)
+
+		// An admin cannot take their own admin role away, nor remove themself.
+		p = admin.Get("/admin/staff/" + adminID)
+		require.False(t, p.HasForm("/admin/staff/"+adminID+"/remove"))
+		require.Equal(t, []string{"You cannot take away your own admin role. Ask another admin"},
+			admin.Submit(p, "/admin/staff/"+adminID, map[string]string{"role_admin": "", "role_support": "support"}).Errors())
+		require.Equal(t, []string{"You cannot remove yourself. Ask another admin"},
+			admin.Post("/admin/staff/"+adminID+"/remove", url.Values{"csrf_token": {csrfToken(t, admin)}}).Errors())
+
+		// Remove the helper.
+		p = admin.Submit(admin.Get("/admin/staff/"+helperID), "/admin/staff/"+helperID+"/remove", nil)
+		require.Contains(t, p.Body, "helper@example.org is no longer staff.")
+		_, ok, err = s.Identity.StaffMember(context.Background(), helperID)
+		require.NoError(t, err)
+		require.False(t, ok)
+		require.Equal(t, 3, s.AuditCount(t, "staff.role_set", helperID, `"staff":"`+adminID+`"`))
+	})
+}
