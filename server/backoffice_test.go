@@ -12,6 +12,7 @@ import (
 	"github.com/idlink/idlink/migrations/dbtest"
 	"github.com/idlink/idlink/server"
 	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/backoffice"
 	"github.com/idlink/idlink/server/identity"
 	"github.com/idlink/idlink/server/servertest"
 )
@@ -75,6 +76,15 @@ var backOfficeRoutes = []backOfficeRoute{
 	{http.MethodGet, "/admin/staff/nope", []string{identity.RoleAdmin}, false},
 	{http.MethodPost, "/admin/staff/nope", []string{identity.RoleAdmin}, false},
 	{http.MethodPost, "/admin/staff/nope/remove", []string{identity.RoleAdmin}, false},
+	{http.MethodGet, "/admin/support", []string{identity.RoleSupport}, false},
+	{http.MethodGet, "/admin/support/nope", []string{identity.RoleSupport}, false},
+	{http.MethodPost, "/admin/support/nope/unlock", []string{identity.RoleSupport}, false},
+	{http.MethodPost, "/admin/support/nope/unpause", []string{identity.RoleSupport}, false},
+	{http.MethodPost, "/admin/support/nope/end-sessions", []string{identity.RoleSupport}, false},
+	{http.MethodPost, "/admin/support/nope/block", []string{identity.RoleSupport}, false},
+	{http.MethodPost, "/admin/support/nope/unblock", []string{identity.RoleSupport}, false},
+	{http.MethodPost, "/admin/support/nope/remove-passkey", []string{identity.RoleSupport}, false},
+	{http.MethodPost, "/admin/support/nope/remove-device", []string{identity.RoleSupport}, false},
 }
 
 // TestBackOfficeRoutesByRole: every back-office route × every kind of
@@ -224,5 +234,75 @@ func TestStaffManagement(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, ok)
 		require.Equal(t, 3, s.AuditCount(t, "staff.role_set", helperID, `"staff":"`+adminID+`"`))
+	})
+}
+
+// TestSupportDesk: a support member finds a locked-out person by email,
+// mobile and NHS number-less search, unlocks them and the person logs in;
+// blocking stops logins and withdraws relying parties' grants; each action
+// is audited naming the member and emailed to the person; the page shows
+// no code.
+func TestSupportDesk(t *testing.T) {
+	dbtest.EachURL(t, func(t *testing.T, dbURL string) {
+		s := servertest.Start(t, dbURL, nil, server.Options{})
+		desk := passkeyStaff(t, s, "desk@example.org", staffPhones[0], identity.RoleSupport)
+		deskID := s.AccountID(t, "desk@example.org")
+		person := s.NewBrowser(t)
+		s.CreateAccount(t, person, "locked@example.org", pw, staffPhones[1])
+		personID := s.AccountID(t, "locked@example.org")
+		signOut(t, person)
+		for range 5 {
+			p := person.Submit(person.Get("/login"), "/login", map[string]string{"email": "locked@example.org", "password": "wrong password"})
+			require.NotEqual(t, "Enter the security code", p.H1())
+		}
+		p := person.Submit(person.Get("/login"), "/login", map[string]string{"email": "locked@example.org", "password": pw})
+		require.NotEqual(t, "Enter the security code", p.H1(), "locked out")
+
+		// Find: nothing typed; a mobile number; an email address.
+		p = desk.Get("/admin/support?search=1&q=")
+		require.Equal(t, []string{"Enter an email address, a mobile number or an NHS number"}, p.Errors())
+		p = desk.Get("/admin/support?search=1&q=" + url.QueryEscape("123 456 7890"))
+		require.Equal(t, []string{"Enter a valid NHS number: this one fails its check digit"}, p.Errors())
+		p = desk.Get("/admin/support?search=1&q=" + url.QueryEscape(staffPhones[1]))
+		require.Contains(t, p.Body, `href="/admin/support/`+personID+`"`)
+		p = desk.Get("/admin/support?search=1&q=nobody@example.org")
+		require.Contains(t, p.Body, "No account matches")
+		p = desk.Get("/admin/support?search=1&q=Locked@Example.org")
+		require.Contains(t, p.Body, `href="/admin/support/`+personID+`"`)
+
+		p = desk.Get("/admin/support/" + personID)
+		require.Equal(t, "locked@example.org", p.H1())
+		require.Contains(t, p.Text("person-lock"), "Locked after too many wrong passwords")
+		require.NotContains(t, p.Body, s.CodeFor(t, servertest.E164(t, staffPhones[1]), "signup_code"))
+		require.NotContains(t, p.Body, "password_hash")
+
+		p = desk.Submit(p, "/admin/support/"+personID+"/unlock", nil)
+		require.Contains(t, p.Body, "The account is unlocked.")
+		require.Equal(t, "Not locked", p.Text("person-lock"))
+		require.Equal(t, 1, s.AuditCount(t, "support.unlock", personID, `"staff":"`+deskID+`"`))
+		require.Contains(t, s.Latest(t, "locked@example.org", backoffice.NoticeSupportAction).Text, "unlocked your idlink account")
+		require.Equal(t, "Your account", s.LogIn(t, person, nil, "locked@example.org", pw, staffPhones[1]).H1())
+
+		// Block: a reason is needed; then the person is logged out and
+		// cannot log in; unblock lets them in again.
+		p = desk.Submit(desk.Get("/admin/support/"+personID), "/admin/support/"+personID+"/block", nil)
+		require.Equal(t, []string{"Enter the reason for blocking the account"}, p.Errors())
+		p = desk.Submit(p, "/admin/support/"+personID+"/block", map[string]string{"reason": "reported stolen phone"})
+		require.Contains(t, p.Body, "The account is blocked.")
+		require.Equal(t, "Blocked: cannot log in", p.Text("person-status"))
+		require.Equal(t, 1, s.AuditCount(t, "support.block", personID, `"staff":"`+deskID+`"`, "reported stolen phone"))
+		require.NotEqual(t, "Your account", person.Get("/account").H1(), "sessions ended")
+		p = person.Submit(person.Get("/login"), "/login", map[string]string{"email": "locked@example.org", "password": pw})
+		require.NotEqual(t, "Enter the security code", p.H1())
+		p = desk.Submit(desk.Get("/admin/support/"+personID), "/admin/support/"+personID+"/unblock", map[string]string{"reason": "phone recovered"})
+		require.Contains(t, p.Body, "The account is unblocked.")
+		require.Equal(t, "Your account", s.LogIn(t, person, nil, "locked@example.org", pw, staffPhones[1]).H1())
+
+		// Actions on what is not there change nothing and say so.
+		p = desk.Submit(desk.Get("/admin/support/"+personID), "/admin/support/"+personID+"/end-sessions", nil)
+		require.Contains(t, p.Body, "Logged out everywhere (1 sessions ended)")
+		require.NotEqual(t, "Your account", person.Get("/account").H1())
+		p = desk.Post("/admin/support/"+personID+"/remove-passkey", url.Values{"csrf_token": {csrfToken(t, desk)}, "id": {"AAAA"}})
+		require.Equal(t, []string{"That passkey was not found. It may have been removed already"}, p.Errors())
 	})
 }

@@ -323,7 +323,9 @@ func (s *Server) mount(people *people) error {
 	admin := identity.NewAdmin(s.Identity, identity.AdminDeps{Login: s.Login, Renderer: s.Renderer,
 		LoginMaxAge: s.cfg.StaffLoginMaxAge, Now: s.now})
 	admin.Register(p)
-	backoffice.New(backoffice.Deps{Gate: admin, Staff: s.Identity, Accounts: s.Accounts, Renderer: s.Renderer}).Register(p)
+	backoffice.New(backoffice.Deps{Gate: admin, Staff: s.Identity, Accounts: s.Accounts, Renderer: s.Renderer,
+		Support: backoffice.SupportDeps{People: s.Accounts, Proofs: s.Identity, Devices: s.Devices, Passkeys: s.FIDO,
+			Approvals: s.Push, Sessions: s.Sessions, Grants: s.OIDC, Activity: s.Audit, DeviceRemoved: s.Push.DeviceRemoved, Now: s.now}}).Register(p)
 	authorize.Register(p)
 	s.OIDC.Register(s.App)
 	api.Register(s.App)

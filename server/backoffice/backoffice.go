@@ -1,6 +1,6 @@
 // Package backoffice serves the operators' back office under /admin
 // beyond the photo ID queue (which server/identity serves): staff
-// management by an admin. Every route passes the one access check,
+// management by an admin and the support desk. Every route passes the one access check,
 // identity's Admin.Require (a login made on idlink that proved a passkey
 // or the app recently, and a role); every staff action is an audit event
 // naming the staff member.
@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v3"
 
@@ -49,13 +50,23 @@ type Deps struct {
 	Staff    StaffStore
 	Accounts Accounts
 	Renderer *web.Renderer
+	// Support is what the support desk uses.
+	Support SupportDeps
 }
 
 // BackOffice serves the pages. It is safe for concurrent use.
-type BackOffice struct{ d Deps }
+type BackOffice struct {
+	d Deps
+	s SupportDeps
+}
 
 // New returns the back office over d.
-func New(d Deps) *BackOffice { return &BackOffice{d: d} }
+func New(d Deps) *BackOffice {
+	if d.Support.Now == nil {
+		d.Support.Now = time.Now
+	}
+	return &BackOffice{d: d, s: d.Support}
+}
 
 // Paths of the back office's pages.
 const (
@@ -70,6 +81,14 @@ func (b *BackOffice) Register(pg web.Pages) {
 	pg.Get(StaffPath+"/:id", b.memberPage)
 	pg.Post(StaffPath+"/:id", b.changeMember)
 	pg.Post(StaffPath+"/:id/remove", b.removeMember)
+	pg.Get(SupportPath, b.supportSearch)
+	pg.Get(SupportPath+"/:id", b.personPage)
+	for name, fn := range map[string]supportAction{
+		"unlock": b.unlock, "unpause": b.unpause, "end_sessions": b.endSessions, "block": b.block, "unblock": b.unblock,
+		"remove_passkey": b.removePasskey, "remove_device": b.removeDevice,
+	} {
+		pg.Post(SupportPath+"/:id/"+strings.ReplaceAll(name, "_", "-"), b.act(name, fn))
+	}
 }
 
 // notice is a one-time confirmation for the next back-office page.

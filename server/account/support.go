@@ -1,0 +1,54 @@
+package account
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/idlink/idlink/server/audit"
+)
+
+// This file is what the support desk (server/backoffice) asks of
+// accounts: finding a person by mobile number, lifting a lockout and
+// unblocking. Each change is audited naming the staff member (by).
+
+// AccountsByPhone returns the accounts whose verified mobile number is
+// phone (E.164), oldest first. Like AccountByEmail it is for staff pages
+// only.
+func (s *Service) AccountsByPhone(ctx context.Context, phone string) ([]Account, error) {
+	var out []Account
+	err := s.st.db.SelectContext(ctx, &out, s.st.db.Rebind(`SELECT `+accountCols+` FROM accounts WHERE phone = ? ORDER BY created_at, id`), phone)
+	if err != nil {
+		return nil, fmt.Errorf("accounts by phone: %w", err)
+	}
+	return out, nil
+}
+
+// Unlock lifts a password lockout: the count of wrong passwords starts
+// again. by is the staff member; the event is account.unlocked.
+func (s *Service) Unlock(ctx context.Context, a audit.Actor, by, accountID string) error {
+	_, err := s.st.db.ExecContext(ctx, s.st.db.Rebind(`UPDATE accounts SET failed_logins = 0, locked_until = NULL, updated_at = ? WHERE id = ?`),
+		s.st.nowUTC(), accountID)
+	if err != nil {
+		return fmt.Errorf("unlock account: %w", err)
+	}
+	return s.record(ctx, a, "account.unlocked", audit.Success, accountID, map[string]any{"staff": by})
+}
+
+// Unblock lets a blocked account sign in again. by is the staff member and
+// reason is recorded in the event account.unblocked. An account that is not
+// blocked is left as it is.
+func (s *Service) Unblock(ctx context.Context, a audit.Actor, by, accountID, reason string) error {
+	res, err := s.st.db.ExecContext(ctx, s.st.db.Rebind(`UPDATE accounts SET status = ?, updated_at = ? WHERE id = ? AND status = ?`),
+		StatusActive, s.st.nowUTC(), accountID, StatusBlocked)
+	if err != nil {
+		return fmt.Errorf("unblock account: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	return s.record(ctx, a, "account.unblocked", audit.Success, accountID, map[string]any{"staff": by, "reason": reason})
+}
+
+// DescribeEvent says in plain words what an audit event of an account
+// means, as the account page says it to its owner.
+func DescribeEvent(ev audit.Event) string { return accountView{}.Describe(ev) }
