@@ -1,10 +1,20 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -76,6 +86,11 @@ var backOfficeRoutes = []backOfficeRoute{
 	{http.MethodGet, "/admin/staff/nope", []string{identity.RoleAdmin}, false},
 	{http.MethodPost, "/admin/staff/nope", []string{identity.RoleAdmin}, false},
 	{http.MethodPost, "/admin/staff/nope/remove", []string{identity.RoleAdmin}, false},
+	{http.MethodGet, "/admin/clients", []string{identity.RoleAdmin}, false},
+	{http.MethodGet, "/admin/clients/new", []string{identity.RoleAdmin}, false},
+	{http.MethodPost, "/admin/clients/new", []string{identity.RoleAdmin}, false},
+	{http.MethodGet, "/admin/clients/nope", []string{identity.RoleAdmin}, false},
+	{http.MethodPost, "/admin/clients/nope", []string{identity.RoleAdmin}, false},
 	{http.MethodGet, "/admin/support", []string{identity.RoleSupport}, false},
 	{http.MethodGet, "/admin/support/nope", []string{identity.RoleSupport}, false},
 	{http.MethodPost, "/admin/support/nope/unlock", []string{identity.RoleSupport}, false},
@@ -304,5 +319,90 @@ func TestSupportDesk(t *testing.T) {
 		require.NotEqual(t, "Your account", person.Get("/account").H1())
 		p = desk.Post("/admin/support/"+personID+"/remove-passkey", url.Values{"csrf_token": {csrfToken(t, desk)}, "id": {"AAAA"}})
 		require.Equal(t, []string{"That passkey was not found. It may have been removed already"}, p.Errors())
+	})
+}
+
+// postMultipart posts fields and one file as a browser posts a form with
+// a file input.
+func postMultipart(t *testing.T, s *servertest.Server, b *servertest.Browser, path string, fields map[string]string, fileField, fileBody string) *servertest.Page {
+	t.Helper()
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		require.NoError(t, w.WriteField(k, v))
+	}
+	if fileField != "" {
+		fw, err := w.CreateFormFile(fileField, "key.pem")
+		require.NoError(t, err)
+		_, err = fw.Write([]byte(fileBody))
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Close())
+	req, err := http.NewRequest(http.MethodPost, s.URL+path, &buf)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	resp, err := b.Client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return &servertest.Page{Status: resp.StatusCode, URL: resp.Request.URL, Header: resp.Header, Body: string(body)}
+}
+
+// TestRelyingPartyPages: an admin registers a relying party with a key
+// file upload (the oidc package's validation answers on the form), sees
+// its fingerprint, and changes it; both changes are audited.
+func TestRelyingPartyPages(t *testing.T) {
+	dbtest.EachURL(t, func(t *testing.T, dbURL string) {
+		s := servertest.Start(t, dbURL, nil, server.Options{})
+		admin := passkeyStaff(t, s, "admin@example.org", staffPhones[0], identity.RoleAdmin)
+		adminID := s.AccountID(t, "admin@example.org")
+		csrf := csrfToken(t, admin)
+
+		// Nothing entered: every error at once.
+		p := admin.Post("/admin/clients/new", url.Values{"csrf_token": {csrf}})
+		require.Equal(t, http.StatusUnprocessableEntity, p.Status)
+		require.Len(t, strings.Split(p.Body, `class="nhsuk-error-message"`), 4, "three fields in error")
+		// The oidc rules: a redirect URI with a fragment is refused.
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		require.NoError(t, err)
+		der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+		require.NoError(t, err)
+		keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+		fields := map[string]string{"csrf_token": csrf, "client_id": "gp-app", "name": "GP App",
+			"redirect_uris": "https://gp.example/cb#frag", "scopes": "openid email"}
+		p = postMultipart(t, s, admin, "/admin/clients/new", fields, "public_key_file", keyPEM)
+		require.Equal(t, http.StatusUnprocessableEntity, p.Status, p.Body)
+		require.Contains(t, p.Body, `href="#redirect_uris"`)
+		require.Contains(t, p.Body, "Check this:")
+
+		fields["redirect_uris"] = "https://gp.example/cb"
+		p = postMultipart(t, s, admin, "/admin/clients/new", fields, "public_key_file", keyPEM)
+		require.Equal(t, http.StatusOK, p.Status, p.Body)
+		require.Contains(t, p.Body, "The relying party GP App is registered with the client ID gp-app.")
+		sum := sha256.Sum256(der)
+		require.Contains(t, p.Body, strings.ToUpper(hex.EncodeToString(sum[:1])+":"+hex.EncodeToString(sum[1:2])+":"))
+		cl, err := s.OIDC.Clients().Get(context.Background(), "gp-app")
+		require.NoError(t, err)
+		require.Equal(t, []string{"https://gp.example/cb"}, cl.RedirectURIs)
+		require.Equal(t, strings.TrimSpace(keyPEM), strings.TrimSpace(cl.PublicKeyPEM))
+		require.Equal(t, 1, s.AuditCount(t, "oidc.client_create", "", `"staff":"`+adminID+`"`, "gp-app"))
+
+		// Taken client id.
+		p = postMultipart(t, s, admin, "/admin/clients/new", fields, "public_key_file", keyPEM)
+		require.Contains(t, p.Body, "This client ID is already registered")
+
+		// Change its name and scopes.
+		fields = map[string]string{"csrf_token": csrf, "name": "GP App 2", "redirect_uris": "https://gp.example/cb",
+			"scopes": "openid email phone", "public_key_pem": keyPEM, "refresh_tokens": "yes"}
+		p = postMultipart(t, s, admin, "/admin/clients/gp-app", fields, "", "")
+		require.Equal(t, http.StatusOK, p.Status, p.Body)
+		require.Contains(t, p.Body, "The changes to GP App 2 are saved.")
+		cl, err = s.OIDC.Clients().Get(context.Background(), "gp-app")
+		require.NoError(t, err)
+		require.Equal(t, "GP App 2", cl.Name)
+		require.True(t, cl.RefreshTokens)
+		require.Equal(t, 1, s.AuditCount(t, "oidc.client_update", "", `"staff":"`+adminID+`"`))
+		require.Contains(t, admin.Get("/admin/clients").Body, "GP App 2")
 	})
 }

@@ -1,6 +1,6 @@
 // Package backoffice serves the operators' back office under /admin
 // beyond the photo ID queue (which server/identity serves): staff
-// management by an admin and the support desk. Every route passes the one access check,
+// management and relying parties (admins) and the support desk. Every route passes the one access check,
 // identity's Admin.Require (a login made on idlink that proved a passkey
 // or the app recently, and a role); every staff action is an audit event
 // naming the staff member.
@@ -50,6 +50,8 @@ type Deps struct {
 	Staff    StaffStore
 	Accounts Accounts
 	Renderer *web.Renderer
+	// Clients registers relying parties (*oidc.Clients).
+	Clients ClientRegistry
 	// Support is what the support desk uses.
 	Support SupportDeps
 }
@@ -81,6 +83,11 @@ func (b *BackOffice) Register(pg web.Pages) {
 	pg.Get(StaffPath+"/:id", b.memberPage)
 	pg.Post(StaffPath+"/:id", b.changeMember)
 	pg.Post(StaffPath+"/:id/remove", b.removeMember)
+	pg.Get(ClientsPath, b.clientsPage)
+	pg.Get(ClientsPath+"/new", b.newClientPage)
+	pg.Post(ClientsPath+"/new", b.createClient)
+	pg.Get(ClientsPath+"/:id", b.clientPage)
+	pg.Post(ClientsPath+"/:id", b.updateClient)
 	pg.Get(SupportPath, b.supportSearch)
 	pg.Get(SupportPath+"/:id", b.personPage)
 	for name, fn := range map[string]supportAction{
