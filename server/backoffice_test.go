@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/csv"
 	"encoding/hex"
 	"encoding/pem"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -91,6 +93,8 @@ var backOfficeRoutes = []backOfficeRoute{
 	{http.MethodPost, "/admin/clients/new", []string{identity.RoleAdmin}, false},
 	{http.MethodGet, "/admin/clients/nope", []string{identity.RoleAdmin}, false},
 	{http.MethodPost, "/admin/clients/nope", []string{identity.RoleAdmin}, false},
+	{http.MethodGet, "/admin/audit", []string{identity.RoleAdmin}, false},
+	{http.MethodGet, "/admin/audit.csv", []string{identity.RoleAdmin}, false},
 	{http.MethodGet, "/admin/support", []string{identity.RoleSupport}, false},
 	{http.MethodGet, "/admin/support/nope", []string{identity.RoleSupport}, false},
 	{http.MethodPost, "/admin/support/nope/unlock", []string{identity.RoleSupport}, false},
@@ -404,5 +408,55 @@ func TestRelyingPartyPages(t *testing.T) {
 		require.True(t, cl.RefreshTokens)
 		require.Equal(t, 1, s.AuditCount(t, "oidc.client_update", "", `"staff":"`+adminID+`"`))
 		require.Contains(t, admin.Get("/admin/clients").Body, "GP App 2")
+	})
+}
+
+// TestAuditSearch: an admin searches the audit trail by person, type prefix,
+// time range and staff member, pages through it, and exports the filtered
+// set as CSV; searching and exporting are audited.
+func TestAuditSearch(t *testing.T) {
+	dbtest.EachURL(t, func(t *testing.T, dbURL string) {
+		s := servertest.Start(t, dbURL, nil, server.Options{})
+		admin := passkeyStaff(t, s, "admin@example.org", staffPhones[0], identity.RoleAdmin)
+		adminID := s.AccountID(t, "admin@example.org")
+		ctx := context.Background()
+		base := time.Now().UTC().Add(-time.Hour)
+		log := audit.New(s.DB, func() time.Time { return base })
+		for i := range backoffice.AuditPageSize + 5 {
+			require.NoError(t, log.Record(ctx, audit.Actor{IP: "192.0.2.7"}, "support.unlock", audit.Success, "person-1",
+				map[string]any{"staff": adminID, "n": i, "note": "=SUM(A1)"}))
+		}
+		require.NoError(t, log.Record(ctx, audit.Actor{IP: "192.0.2.8"}, "support.block", audit.Success, "person-2", nil))
+
+		// Errors, all at once.
+		p := admin.Get("/admin/audit?search=1&from=yesterday&to=2026-13-01&person=nobody@example.org")
+		require.Equal(t, http.StatusUnprocessableEntity, p.Status)
+		require.Len(t, p.Errors(), 3)
+
+		day := base.Format("2006-01-02")
+		q := url.Values{"search": {"1"}, "person": {"person-1"}, "type": {"support."}, "from": {day}, "to": {day}, "staff": {"admin@example.org"}, "ip": {"192.0.2.7"}}
+		p = admin.Get("/admin/audit?" + q.Encode())
+		require.Equal(t, http.StatusOK, p.Status)
+		require.Equal(t, backoffice.AuditPageSize, strings.Count(p.Body, "<td class=\"nhsuk-table__cell\">support.unlock</td>"))
+		require.NotContains(t, p.Body, "support.block")
+		m := regexp.MustCompile(`id="audit-next"`).FindString(p.Body)
+		require.NotEmpty(t, m)
+		next := regexp.MustCompile(`href="([^"]+)" id="audit-next"`).FindStringSubmatch(p.Body)
+		require.NotNil(t, next)
+		p = admin.Get(strings.ReplaceAll(next[1], "&amp;", "&"))
+		require.Equal(t, 5, strings.Count(p.Body, "<td class=\"nhsuk-table__cell\">support.unlock</td>"))
+		require.NotContains(t, p.Body, `id="audit-next"`)
+
+		resp, err := admin.Client.Get(s.URL + "/admin/audit.csv?" + q.Encode())
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, "text/csv; charset=utf-8", resp.Header.Get("Content-Type"))
+		rows, err := csv.NewReader(resp.Body).ReadAll()
+		require.NoError(t, err)
+		require.Len(t, rows, 1+backoffice.AuditPageSize+5)
+		require.Equal(t, "support.unlock", rows[1][1])
+		require.Contains(t, rows[1][7], `"note":"=SUM(A1)"`)
+		require.Equal(t, 1, s.AuditCount(t, "audit.exported", "", `"staff":"`+adminID+`"`, `"events":55`))
+		require.Equal(t, 1, s.AuditCount(t, "audit.searched", "", `"staff":"`+adminID+`"`))
 	})
 }

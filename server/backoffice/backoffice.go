@@ -1,6 +1,6 @@
 // Package backoffice serves the operators' back office under /admin
 // beyond the photo ID queue (which server/identity serves): staff
-// management and relying parties (admins) and the support desk. Every route passes the one access check,
+// management, relying parties and the audit search (admins), and the support desk. Every route passes the one access check,
 // identity's Admin.Require (a login made on idlink that proved a passkey
 // or the app recently, and a role); every staff action is an audit event
 // naming the staff member.
@@ -52,6 +52,8 @@ type Deps struct {
 	Renderer *web.Renderer
 	// Clients registers relying parties (*oidc.Clients).
 	Clients ClientRegistry
+	// Audit searches the audit trail (*audit.Log).
+	Audit AuditSearch
 	// Support is what the support desk uses.
 	Support SupportDeps
 }
@@ -88,6 +90,8 @@ func (b *BackOffice) Register(pg web.Pages) {
 	pg.Post(ClientsPath+"/new", b.createClient)
 	pg.Get(ClientsPath+"/:id", b.clientPage)
 	pg.Post(ClientsPath+"/:id", b.updateClient)
+	pg.Get(AuditPath, b.auditPage)
+	pg.Get(AuditPath+".csv", b.auditCSV)
 	pg.Get(SupportPath, b.supportSearch)
 	pg.Get(SupportPath+"/:id", b.personPage)
 	for name, fn := range map[string]supportAction{
