@@ -83,6 +83,8 @@ var backOfficeRoutes = []backOfficeRoute{
 	{http.MethodPost, "/admin/checks/nope/decide", []string{identity.RoleIDChecker}, false},
 	{http.MethodGet, "/admin/checks/nope/photo", []string{identity.RoleIDChecker}, true},
 	{http.MethodGet, "/admin/checks/nope/video", []string{identity.RoleIDChecker}, true},
+	{http.MethodPost, "/admin/checks/nope/release", []string{identity.RoleAdmin}, false},
+	{http.MethodPost, "/admin/checks/nope/reassign", []string{identity.RoleAdmin}, false},
 	{http.MethodGet, "/admin/staff", []string{identity.RoleAdmin}, false},
 	{http.MethodPost, "/admin/staff", []string{identity.RoleAdmin}, false},
 	{http.MethodGet, "/admin/staff/nope", []string{identity.RoleAdmin}, false},

@@ -82,6 +82,8 @@ func (a *Admin) Register(pg web.Pages) {
 	pg.Post(AdminPath+"/checks/:id/decide", a.decide)
 	pg.Get(AdminPath+"/checks/:id/photo", a.photo)
 	pg.Get(AdminPath+"/checks/:id/video", a.video)
+	pg.Post(AdminPath+"/checks/:id/release", a.release)
+	pg.Post(AdminPath+"/checks/:id/reassign", a.reassign)
 }
 
 func adminCheckPath(id string) string { return AdminPath + "/checks/" + id }
@@ -183,12 +185,20 @@ type adminQueueRow struct {
 	// Reviewable: waiting, or held by the viewer.
 	Reviewable bool
 	Mine       bool
+	// Movable: in review by someone, and the viewer is an admin, who may
+	// release or reassign it.
+	Movable bool
 }
+
+// adminReviewer is an ID checker a check can be reassigned to.
+type adminReviewer struct{ ID, Email string }
 
 // adminQueueData is what admin_queue.html shows.
 type adminQueueData struct {
 	Rows []adminQueueRow
 	Full bool // the queue has at least AdminQueueSize checks
+	// Reviewers are the ID checkers, for an admin's reassign forms.
+	Reviewers []adminReviewer
 }
 
 func (a *Admin) queuePage(c fiber.Ctx) error {
@@ -196,10 +206,10 @@ func (a *Admin) queuePage(c fiber.Ctx) error {
 	if !ok {
 		return err
 	}
-	return a.renderQueue(c, m, adminNotice.Take(c))
+	return a.renderQueue(c, m, web.View{Notice: adminNotice.Take(c)})
 }
 
-func (a *Admin) renderQueue(c fiber.Ctx, m Staff, notice string) error {
+func (a *Admin) renderQueue(c fiber.Ctx, m Staff, v web.View) error {
 	checks, err := a.s.Queue(c.Context(), AdminQueueSize)
 	if err != nil {
 		return err
@@ -224,11 +234,83 @@ func (a *Admin) renderQueue(c fiber.Ctx, m Staff, notice string) error {
 				}
 				row.Status, row.Reviewable = "In review by "+name, false
 			}
+			row.Movable = m.Has(RoleAdmin)
 		}
 		data.Rows = append(data.Rows, row)
 	}
-	return a.d.Renderer.Render(c, http.StatusOK, "admin_queue", web.View{Title: "Photo ID checks to review",
-		Notice: notice, Data: data})
+	if m.Has(RoleAdmin) {
+		members, err := a.s.ListStaff(c.Context())
+		if err != nil {
+			return err
+		}
+		for _, s := range members {
+			if !s.CanReview() {
+				continue
+			}
+			email := s.AccountID
+			if acct, err := a.s.d.Accounts.Account(c.Context(), s.AccountID); err == nil {
+				email = acct.Email
+			}
+			data.Reviewers = append(data.Reviewers, adminReviewer{ID: s.AccountID, Email: email})
+		}
+	}
+	v.Title, v.Data = "Photo ID checks to review", data
+	status := http.StatusOK
+	if len(v.Errors) > 0 {
+		status = http.StatusUnprocessableEntity
+	}
+	return a.d.Renderer.Render(c, status, "admin_queue", v)
+}
+
+// admins may release and reassign checks.
+var admins = []string{RoleAdmin}
+
+func (a *Admin) release(c fiber.Ctx) error {
+	m, ok, err := a.staffOnly(c, AdminPath, false, admins)
+	if !ok {
+		return err
+	}
+	return a.moved(c, m)(a.s.Release(c.Context(), web.Actor(c), m, c.Params("id")))
+}
+
+func (a *Admin) reassign(c fiber.Ctx) error {
+	m, ok, err := a.staffOnly(c, AdminPath, false, admins)
+	if !ok {
+		return err
+	}
+	id, to := c.Params("id"), c.FormValue("to")
+	if to == "" {
+		var v web.View
+		v.Errors.Add("to-"+id, "Choose the ID checker to give the check to")
+		return a.renderQueue(c, m, v)
+	}
+	return a.moved(c, m)(a.s.Reassign(c.Context(), web.Actor(c), m, id, to))
+}
+
+// moved answers a release or reassignment.
+func (a *Admin) moved(c fiber.Ctx, m Staff) func(Check, error) error {
+	return func(ch Check, err error) error {
+		var v web.View
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return a.notFound(c)
+		case errors.Is(err, ErrClaimed):
+			adminNotice.Set(c, "The check is no longer in review: it was decided or released meanwhile. Nothing was changed.")
+		case errors.Is(err, ErrOwnCheck):
+			v.Errors.Add("to-"+c.Params("id"), "This ID checker is the person being checked. Choose someone else")
+			return a.renderQueue(c, m, v)
+		case errors.Is(err, ErrInvalid):
+			v.Errors.Add("to-"+c.Params("id"), "Choose a member of staff with the ID checker role")
+			return a.renderQueue(c, m, v)
+		case err != nil:
+			return err
+		case ch.Status == CheckSubmitted:
+			adminNotice.Set(c, "The check is back in the queue for anyone to review.")
+		default:
+			adminNotice.Set(c, "The check is reassigned.")
+		}
+		return adminSeeOther(c, AdminPath)
+	}
 }
 
 // Messages of the back office.
