@@ -99,6 +99,7 @@ var backOfficeRoutes = []backOfficeRoute{
 	{http.MethodGet, "/admin/audit.csv", []string{identity.RoleAdmin}, false},
 	{http.MethodGet, "/admin/support", []string{identity.RoleSupport}, false},
 	{http.MethodGet, "/admin/support/nope", []string{identity.RoleSupport}, false},
+	{http.MethodPost, "/admin/support/signups/nope/resend", []string{identity.RoleSupport}, false},
 	{http.MethodPost, "/admin/support/nope/unlock", []string{identity.RoleSupport}, false},
 	{http.MethodPost, "/admin/support/nope/unpause", []string{identity.RoleSupport}, false},
 	{http.MethodPost, "/admin/support/nope/end-sessions", []string{identity.RoleSupport}, false},
@@ -325,6 +326,25 @@ func TestSupportDesk(t *testing.T) {
 		require.NotEqual(t, "Your account", person.Get("/account").H1())
 		p = desk.Post("/admin/support/"+personID+"/remove-passkey", url.Values{"csrf_token": {csrfToken(t, desk)}, "id": {"AAAA"}})
 		require.Equal(t, []string{"That passkey was not found. It may have been removed already"}, p.Errors())
+
+		// A registration waiting for its link: the desk sends it again,
+		// with a new link that works.
+		half := s.NewBrowser(t)
+		p = half.Submit(half.Get("/create-account"), "/create-account/email", map[string]string{"email": "half@example.org"})
+		p = half.Submit(p, "/create-account/password", map[string]string{"password": pw})
+		p = half.Submit(p, "/create-account/terms", map[string]string{"terms": "accept"})
+		require.Equal(t, "Check your email", p.H1())
+		first := s.Latest(t, "half@example.org", "signup_verify_email").Link
+		p = desk.Get("/admin/support?search=1&q=half@example.org")
+		require.Contains(t, p.Body, "a registration is waiting for its email link")
+		require.NotContains(t, p.Body, "/create-account/verify", "no link is shown")
+		m := regexp.MustCompile(`action="(/admin/support/signups/[^"]+/resend)"`).FindStringSubmatch(p.Body)
+		require.NotNil(t, m)
+		p = desk.Submit(p, m[1], nil)
+		require.Contains(t, p.Body, "The verification email is sent again to half@example.org")
+		second := s.Latest(t, "half@example.org", "signup_verify_email").Link
+		require.NotEqual(t, first, second)
+		require.Equal(t, 1, s.AuditCount(t, "support.resend_verification", "", `"staff":"`+deskID+`"`))
 	})
 }
 

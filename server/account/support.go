@@ -3,13 +3,16 @@ package account
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"github.com/idlink/idlink/migrations"
 	"github.com/idlink/idlink/server/audit"
 )
 
 // This file is what the support desk (server/backoffice) asks of
-// accounts: finding a person by mobile number, lifting a lockout and
-// unblocking. Each change is audited naming the staff member (by).
+// accounts: finding a person by mobile number, lifting a lockout,
+// unblocking, and registrations still waiting for their email link. Each
+// change is audited naming the staff member (by).
 
 // AccountsByPhone returns the accounts whose verified mobile number is
 // phone (E.164), oldest first. Like AccountByEmail it is for staff pages
@@ -52,3 +55,39 @@ func (s *Service) Unblock(ctx context.Context, a audit.Actor, by, accountID, rea
 // DescribeEvent says in plain words what an audit event of an account
 // means, as the account page says it to its owner.
 func DescribeEvent(ev audit.Event) string { return accountView{}.Describe(ev) }
+
+// PendingSignup is a registration waiting for its email link: no account
+// exists yet. It carries no token.
+type PendingSignup struct {
+	ID        string    `db:"id"`
+	Email     string    `db:"email"`
+	CreatedAt time.Time `db:"created_at"`
+	ExpiresAt time.Time `db:"expires_at"`
+}
+
+// PendingSignups returns the registrations for email whose link has not
+// been followed, newest first. It is for staff pages only.
+func (s *Service) PendingSignups(ctx context.Context, email string) ([]PendingSignup, error) {
+	var out []PendingSignup
+	err := s.st.db.SelectContext(ctx, &out, s.st.db.Rebind(`SELECT id, email, created_at, expires_at FROM signups
+		WHERE email = ? AND used_at IS NULL ORDER BY created_at DESC, id`), NormalizeEmail(email))
+	if err != nil {
+		return nil, fmt.Errorf("pending signups: %w", err)
+	}
+	return out, nil
+}
+
+// PendingSignup returns one registration waiting for its link, or
+// ErrNotFound.
+func (s *Service) PendingSignup(ctx context.Context, id string) (PendingSignup, error) {
+	var p PendingSignup
+	err := s.st.db.GetContext(ctx, &p, s.st.db.Rebind(`SELECT id, email, created_at, expires_at FROM signups
+		WHERE id = ? AND used_at IS NULL`), id)
+	if migrations.IsNoRows(err) {
+		return PendingSignup{}, ErrNotFound
+	}
+	if err != nil {
+		return PendingSignup{}, fmt.Errorf("pending signup: %w", err)
+	}
+	return p, nil
+}

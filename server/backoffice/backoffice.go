@@ -94,6 +94,7 @@ func (b *BackOffice) Register(pg web.Pages) {
 	pg.Get(AuditPath+".csv", b.auditCSV)
 	pg.Get(SupportPath, b.supportSearch)
 	pg.Get(SupportPath+"/:id", b.personPage)
+	pg.Post(SupportPath+"/signups/:id/resend", b.resendSignup)
 	for name, fn := range map[string]supportAction{
 		"unlock": b.unlock, "unpause": b.unpause, "end_sessions": b.endSessions, "block": b.block, "unblock": b.unblock,
 		"remove_passkey": b.removePasskey, "remove_device": b.removeDevice,

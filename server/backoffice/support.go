@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -38,6 +39,9 @@ type People interface {
 	Block(ctx context.Context, a audit.Actor, accountID, reason string) error
 	Unblock(ctx context.Context, a audit.Actor, by, accountID, reason string) error
 	SendNotice(ctx context.Context, a audit.Actor, accountID string, kind notify.Kind, what string) error
+	PendingSignups(ctx context.Context, email string) ([]account.PendingSignup, error)
+	PendingSignup(ctx context.Context, id string) (account.PendingSignup, error)
+	ResendSignup(ctx context.Context, a audit.Actor, signupID, email string) error
 }
 
 // Proofs finds a person by NHS number; *identity.Service implements it.
@@ -128,6 +132,9 @@ type supportResult struct {
 type supportSearchData struct {
 	Searched bool
 	Results  []supportResult
+	// Signups are registrations for the address searched that wait for
+	// their email link (no account yet).
+	Signups []account.PendingSignup
 }
 
 func (b *BackOffice) supportSearch(c fiber.Ctx) error {
@@ -136,7 +143,7 @@ func (b *BackOffice) supportSearch(c fiber.Ctx) error {
 		return err
 	}
 	q := strings.TrimSpace(c.Query("q"))
-	v := web.View{Title: "Find a person", Values: map[string]string{"q": q}, Data: supportSearchData{}}
+	v := web.View{Title: "Find a person", Values: map[string]string{"q": q}, Data: supportSearchData{}, Notice: notice.Take(c)}
 	if c.Query("search") == "" {
 		return b.d.Renderer.Render(c, http.StatusOK, "backoffice_support", v)
 	}
@@ -153,6 +160,11 @@ func (b *BackOffice) supportSearch(c fiber.Ctx) error {
 		return b.d.Renderer.Render(c, http.StatusUnprocessableEntity, "backoffice_support", v)
 	}
 	data := supportSearchData{Searched: true}
+	if strings.Contains(q, "@") && len(accts) == 0 {
+		if data.Signups, err = b.s.People.PendingSignups(c.Context(), q); err != nil {
+			return err
+		}
+	}
 	for _, a := range accts {
 		data.Results = append(data.Results, supportResult{ID: a.ID, Email: a.Email, Level: a.Level().String(), Status: statusWords(a.Status)})
 	}
@@ -497,4 +509,31 @@ func (b *BackOffice) removeDevice(c fiber.Ctx, _ identity.Staff, a account.Accou
 	}
 	return "Our support team removed a device with the idlink app from your account. It can no longer be used to log in or approve anything",
 		"The device is removed.", nil
+}
+
+// resendSignup sends a registration's verification email again, with a
+// new link (the old one stops working). The email itself tells the person.
+func (b *BackOffice) resendSignup(c fiber.Ctx) error {
+	m, ok, err := b.d.Gate.Require(c, SupportPath, identity.RoleSupport)
+	if !ok {
+		return err
+	}
+	p, err := b.s.People.PendingSignup(c.Context(), c.Params("id"))
+	if errors.Is(err, account.ErrNotFound) {
+		return b.d.Renderer.ErrorPage(c, http.StatusNotFound, "Registration not found",
+			"This registration has been finished or replaced. Search again.")
+	}
+	if err != nil {
+		return err
+	}
+	actor := web.Actor(c)
+	if err := b.s.People.ResendSignup(c.Context(), actor, p.ID, p.Email); err != nil {
+		return fmt.Errorf("resend verification email: %w", err)
+	}
+	if err := b.s.Activity.Record(c.Context(), actor, "support.resend_verification", audit.Success, "",
+		map[string]any{"staff": m.AccountID, "signup": p.ID}); err != nil {
+		return err
+	}
+	notice.Set(c, "The verification email is sent again to "+p.Email+", with a new link. Earlier links no longer work.")
+	return seeOther(c, SupportPath+"?search=1&q="+url.QueryEscape(p.Email))
 }
