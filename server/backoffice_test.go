@@ -430,6 +430,14 @@ func TestRelyingPartyPages(t *testing.T) {
 		require.True(t, cl.RefreshTokens)
 		require.Equal(t, 1, s.AuditCount(t, "oidc.client_update", "", `"staff":"`+adminID+`"`))
 		require.Contains(t, admin.Get("/admin/clients").Body, "GP App 2")
+
+		// Its page shows its recent refused requests and logins.
+		s.NewBrowser(t).Get("/authorize?" + url.Values{"client_id": {"gp-app"}, "redirect_uri": {"https://elsewhere.example/cb"},
+			"response_type": {"code"}, "scope": {"openid"}}.Encode())
+		p = admin.Get("/admin/clients/gp-app")
+		require.Contains(t, p.Text("client-errors"), "authorize.invalid_redirect_uri")
+		require.Contains(t, p.Text("client-errors"), "elsewhere.example")
+		require.Equal(t, "0 logins sent back to the service (authorization codes issued) in the last 7 days.", p.Text("client-codes"))
 	})
 }
 

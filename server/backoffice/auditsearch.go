@@ -25,6 +25,7 @@ import (
 // AuditSearch reads the audit trail; *audit.Log implements it.
 type AuditSearch interface {
 	Search(ctx context.Context, f audit.Filter, after *audit.Cursor, limit int) ([]audit.Event, error)
+	CountMatching(ctx context.Context, f audit.Filter) (int, error)
 }
 
 // Audit search paths and limits.

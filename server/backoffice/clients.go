@@ -63,6 +63,40 @@ type clientFormData struct {
 	New         bool
 	Action      string
 	Fingerprint string
+	// Activity is what the audit trail says of an existing client.
+	Activity *clientActivity
+}
+
+// clientActivity is a relying party's recent use, from the audit trail.
+type clientActivity struct {
+	// Codes is how many logins were sent back to the service
+	// (authorization codes issued) in the last ActivityDays days.
+	Codes, Days int
+	// Errors are its most recent refused requests.
+	Errors []auditRow
+}
+
+// Client activity shown.
+const (
+	clientActivityDays = 7
+	clientErrorsShown  = 10
+)
+
+func (b *BackOffice) clientActivity(ctx context.Context, id string) (*clientActivity, error) {
+	since := b.s.Now().UTC().AddDate(0, 0, -clientActivityDays)
+	n, err := b.d.Audit.CountMatching(ctx, audit.Filter{Type: "authorize.code_issued", ClientID: id, From: since})
+	if err != nil {
+		return nil, err
+	}
+	evs, err := b.d.Audit.Search(ctx, audit.Filter{ClientID: id, Outcome: audit.Failure}, nil, clientErrorsShown)
+	if err != nil {
+		return nil, err
+	}
+	a := &clientActivity{Codes: n, Days: clientActivityDays}
+	for _, ev := range evs {
+		a.Errors = append(a.Errors, auditRowOf(ev))
+	}
+	return a, nil
 }
 
 // clientValues fills the form's values from a client.
@@ -132,7 +166,11 @@ func (b *BackOffice) clientPage(c fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return b.renderClient(c, web.View{Values: clientValues(cl), Notice: notice.Take(c)}, clientFormData{Action: ClientsPath + "/" + id})
+	act, err := b.clientActivity(c.Context(), id)
+	if err != nil {
+		return err
+	}
+	return b.renderClient(c, web.View{Values: clientValues(cl), Notice: notice.Take(c)}, clientFormData{Action: ClientsPath + "/" + id, Activity: act})
 }
 
 func (b *BackOffice) clientNotFound(c fiber.Ctx) error {
