@@ -291,6 +291,13 @@ func TestSupportDesk(t *testing.T) {
 		require.Contains(t, p.Body, "No account matches")
 		p = desk.Get("/admin/support?search=1&q=Locked@Example.org")
 		require.Contains(t, p.Body, `href="/admin/support/`+personID+`"`)
+		// By NHS number, once the person has matched their NHS record (P5).
+		_, err := s.Identity.MatchPDS(context.Background(), audit.Actor{}, personID, identity.Details{
+			GivenName: "Jane", FamilyName: "Smith", BirthDate: "2010-10-22", Postcode: "LS1 6AE"})
+		require.NoError(t, err)
+		p = desk.Get("/admin/support?search=1&q=" + url.QueryEscape("900 000 0009"))
+		require.Contains(t, p.Body, `href="/admin/support/`+personID+`"`)
+		require.Contains(t, p.Body, "P5")
 
 		p = desk.Get("/admin/support/" + personID)
 		require.Equal(t, "locked@example.org", p.H1())
