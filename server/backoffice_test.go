@@ -400,7 +400,7 @@ func postMultipart(t *testing.T, s *servertest.Server, b *servertest.Browser, pa
 // its fingerprint, and changes it; both changes are audited.
 func TestRelyingPartyPages(t *testing.T) {
 	dbtest.EachURL(t, func(t *testing.T, dbURL string) {
-		s := servertest.Start(t, dbURL, nil, server.Options{})
+		s := servertest.Start(t, dbURL, map[string]string{"IDLINK_ASSERTED_LOGIN_PAIRS": "gp-app>nhs-app,portal>gp-app"}, server.Options{})
 		admin := passkeyStaff(t, s, "admin@example.org", staffPhones[0], identity.RoleAdmin)
 		adminID := s.AccountID(t, "admin@example.org")
 		csrf := csrfToken(t, admin)
@@ -458,6 +458,7 @@ func TestRelyingPartyPages(t *testing.T) {
 		require.Contains(t, p.Text("client-errors"), "authorize.invalid_redirect_uri")
 		require.Contains(t, p.Text("client-errors"), "elsewhere.example")
 		require.Equal(t, "0 logins sent back to the service (authorization codes issued) in the last 7 days.", p.Text("client-codes"))
+		require.Contains(t, p.Text("client-sso"), "May pass its logins to: nhs-app. Receives logins from: portal.")
 	})
 }
 

@@ -324,7 +324,7 @@ func (s *Server) mount(people *people) error {
 		LoginMaxAge: s.cfg.StaffLoginMaxAge, Now: s.now})
 	admin.Register(p)
 	backoffice.New(backoffice.Deps{Gate: admin, Staff: s.Identity, Accounts: s.Accounts, Renderer: s.Renderer,
-		Clients: s.OIDC.Clients(), Audit: s.Audit,
+		Clients: s.OIDC.Clients(), AssertedPairs: s.cfg.AssertedLoginPairs, Audit: s.Audit,
 		Support: backoffice.SupportDeps{People: s.Accounts, Proofs: s.Identity, Devices: s.Devices, Passkeys: s.FIDO,
 			Approvals: s.Push, Sessions: s.Sessions, Grants: s.OIDC, Activity: s.Audit, DeviceRemoved: s.Push.DeviceRemoved, Now: s.now}}).Register(p)
 	authorize.Register(p)

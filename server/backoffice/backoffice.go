@@ -52,6 +52,9 @@ type Deps struct {
 	Renderer *web.Renderer
 	// Clients registers relying parties (*oidc.Clients).
 	Clients ClientRegistry
+	// AssertedPairs is IDLINK_ASSERTED_LOGIN_PAIRS: for each relying
+	// party, those it may pass its logins to. The pages only show it.
+	AssertedPairs map[string][]string
 	// Audit searches the audit trail (*audit.Log).
 	Audit AuditSearch
 	// Support is what the support desk uses.

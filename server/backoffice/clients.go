@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v3"
@@ -65,6 +66,9 @@ type clientFormData struct {
 	Fingerprint string
 	// Activity is what the audit trail says of an existing client.
 	Activity *clientActivity
+	// PassesTo and TakesFrom are the relying parties this one may pass its
+	// logins to, and receive logins from (asserted_login_identity).
+	PassesTo, TakesFrom []string
 }
 
 // clientActivity is a relying party's recent use, from the audit trail.
@@ -170,7 +174,14 @@ func (b *BackOffice) clientPage(c fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return b.renderClient(c, web.View{Values: clientValues(cl), Notice: notice.Take(c)}, clientFormData{Action: ClientsPath + "/" + id, Activity: act})
+	data := clientFormData{Action: ClientsPath + "/" + id, Activity: act, PassesTo: b.d.AssertedPairs[id]}
+	for from, tos := range b.d.AssertedPairs {
+		if slices.Contains(tos, id) {
+			data.TakesFrom = append(data.TakesFrom, from)
+		}
+	}
+	slices.Sort(data.TakesFrom)
+	return b.renderClient(c, web.View{Values: clientValues(cl), Notice: notice.Take(c)}, data)
 }
 
 func (b *BackOffice) clientNotFound(c fiber.Ctx) error {
