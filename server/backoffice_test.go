@@ -347,6 +347,37 @@ func TestSupportDesk(t *testing.T) {
 		p = desk.Post("/admin/support/"+personID+"/remove-passkey", url.Values{"csrf_token": {csrfToken(t, desk)}, "id": {"AAAA"}})
 		require.Equal(t, []string{"That passkey was not found. It may have been removed already"}, p.Errors())
 
+		// Ways in: the desk removes the person's passkey, which then cannot
+		// log in; a pause of app approvals is lifted.
+		// (Another person: the first has had as many emails as one address
+		// may get in 15 minutes.)
+		person = s.NewBrowser(t)
+		s.CreateAccount(t, person, "keys@example.org", pw, staffPhones[2])
+		personID = s.AccountID(t, "keys@example.org")
+		key := newPasskeyDevice()
+		addPasskey(t, s, person, key, "Kitchen laptop")
+		signOut(t, person)
+		p = desk.Get("/admin/support/" + personID)
+		require.Contains(t, p.Body, "Kitchen laptop")
+		m := regexp.MustCompile(`action="/admin/support/` + personID + `/remove-passkey" novalidate><input type="hidden" name="csrf_token" value="[^"]+"><input type="hidden" name="id" value="([^"]+)"`).FindStringSubmatch(p.Body)
+		require.NotNil(t, m)
+		p = desk.Post("/admin/support/"+personID+"/remove-passkey", url.Values{"csrf_token": {csrfToken(t, desk)}, "id": {m[1]}})
+		require.Contains(t, p.Body, "The passkey is removed.")
+		require.NotContains(t, p.Body, "Kitchen laptop")
+		status, _, _ := passkeyLogin(t, s, person, person.Get("/login"), key)
+		require.NotEqual(t, http.StatusOK, status, "a removed passkey cannot log in")
+		require.Contains(t, s.Latest(t, "keys@example.org", backoffice.NoticeSupportAction).Text, "removed a passkey")
+
+		_, err = s.DB.Exec(s.DB.Rebind(`INSERT INTO push_pauses (account_id, until, reason) VALUES (?, ?, ?)`),
+			personID, time.Now().UTC().Add(time.Hour), "reported")
+		require.NoError(t, err)
+		p = desk.Get("/admin/support/" + personID)
+		require.Contains(t, p.Text("person-pause"), "Paused")
+		p = desk.Submit(p, "/admin/support/"+personID+"/unpause", nil)
+		require.Contains(t, p.Body, "Approvals are on again")
+		require.Equal(t, "Not paused", p.Text("person-pause"))
+		require.Equal(t, 1, s.AuditCount(t, "support.unpause", personID, `"staff":"`+deskID+`"`))
+
 		// A registration waiting for its link: the desk sends it again,
 		// with a new link that works.
 		half := s.NewBrowser(t)
@@ -358,7 +389,7 @@ func TestSupportDesk(t *testing.T) {
 		p = desk.Get("/admin/support?search=1&q=half@example.org")
 		require.Contains(t, p.Body, "a registration is waiting for its email link")
 		require.NotContains(t, p.Body, "/create-account/verify", "no link is shown")
-		m := regexp.MustCompile(`action="(/admin/support/signups/[^"]+/resend)"`).FindStringSubmatch(p.Body)
+		m = regexp.MustCompile(`action="(/admin/support/signups/[^"]+/resend)"`).FindStringSubmatch(p.Body)
 		require.NotNil(t, m)
 		p = desk.Submit(p, m[1], nil)
 		require.Contains(t, p.Body, "The verification email is sent again to half@example.org")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/idlink/idlink/migrations"
 	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/notify"
 )
 
 // This file is what the support desk (server/backoffice) asks of
@@ -90,4 +91,18 @@ func (s *Service) PendingSignup(ctx context.Context, id string) (PendingSignup, 
 		return PendingSignup{}, fmt.Errorf("pending signup: %w", err)
 	}
 	return p, nil
+}
+
+// SendSupportNotice emails the account's owner what the support desk did
+// (what, sentences without the last full stop), when, and what to do if they did
+// not ask for it. Like SendNotice, a notice that cannot be sent is audited
+// and does not undo the action; only an audit failure is returned.
+func (s *Service) SendSupportNotice(ctx context.Context, a audit.Actor, accountID string, kind notify.Kind, what string) error {
+	acct, err := s.Account(ctx, accountID)
+	if err != nil {
+		return fmt.Errorf("support notice: %w", err)
+	}
+	text := fmt.Sprintf("%s.\n\nThis was done on %s (UK time). If you did not contact us about your account, reset your password at %s/forgot-password "+
+		"and tell us by replying to this email.", what, s.noticeTime(), s.cfg.Issuer)
+	return s.noticeTo(ctx, a, accountID, acct.Email, kind, text, s.cfg.Issuer+"/account/security")
 }

@@ -38,7 +38,7 @@ type People interface {
 	Unlock(ctx context.Context, a audit.Actor, by, accountID string) error
 	Block(ctx context.Context, a audit.Actor, accountID, reason string) error
 	Unblock(ctx context.Context, a audit.Actor, by, accountID, reason string) error
-	SendNotice(ctx context.Context, a audit.Actor, accountID string, kind notify.Kind, what string) error
+	SendSupportNotice(ctx context.Context, a audit.Actor, accountID string, kind notify.Kind, what string) error
 	PendingSignups(ctx context.Context, email string) ([]account.PendingSignup, error)
 	PendingSignup(ctx context.Context, id string) (account.PendingSignup, error)
 	ResendSignup(ctx context.Context, a audit.Actor, signupID, email string) error
@@ -389,7 +389,7 @@ func (b *BackOffice) act(name string, fn supportAction) fiber.Handler {
 			return err
 		}
 		if email != "" {
-			if err := b.s.People.SendNotice(c.Context(), actor, a.ID, NoticeSupportAction, email); err != nil {
+			if err := b.s.People.SendSupportNotice(c.Context(), actor, a.ID, NoticeSupportAction, email); err != nil {
 				return err
 			}
 		}
