@@ -103,6 +103,6 @@ func (s *Service) SendSupportNotice(ctx context.Context, a audit.Actor, accountI
 		return fmt.Errorf("support notice: %w", err)
 	}
 	text := fmt.Sprintf("%s.\n\nThis was done on %s (UK time). If you did not contact us about your account, reset your password at %s/forgot-password "+
-		"and tell us by replying to this email.", what, s.noticeTime(), s.cfg.Issuer)
+		"and check your security settings.", what, s.noticeTime(), s.cfg.Issuer)
 	return s.noticeTo(ctx, a, accountID, acct.Email, kind, text, s.cfg.Issuer+"/account/security")
 }
