@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/csv"
+	"encoding/json"
 	"encoding/hex"
 	"encoding/pem"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
 
 	"github.com/idlink/idlink/migrations/dbtest"
 	"github.com/idlink/idlink/server"
@@ -325,8 +327,34 @@ func TestSupportDesk(t *testing.T) {
 		require.Contains(t, s.Latest(t, "locked@example.org", backoffice.NoticeSupportAction).Text, "unlocked your idlink account")
 		require.Equal(t, "Your account", s.LogIn(t, person, nil, "locked@example.org", pw, staffPhones[1]).H1())
 
+		// A relying party holds the person's tokens.
+		rp := servertest.NewRP(t, s, false, "email")
+		a := rp.Request(map[string]string{"vtr": `["P0.Cp.Cd"]`})
+		p = person.Get(a.URL)
+		if p.HasForm("/authorize/consent") {
+			p = person.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"})
+		}
+		tok, _, _ := rp.Exchange(rp.Returned(p, a).Get("code"), a)
+		require.NotEmpty(t, rp.UserInfo(tok)["email"])
+		refresh := func(rt string) (int, string) {
+			resp, err := http.PostForm(rp.Config.Endpoint.TokenURL, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt},
+				"client_id": {rp.Client.ID}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+				"client_assertion": {rp.Assertion()}})
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			var body struct {
+				RefreshToken string `json:"refresh_token"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			return resp.StatusCode, body.RefreshToken
+		}
+		status, rt := refresh(tok.RefreshToken)
+		require.Equal(t, http.StatusOK, status, "refreshing works before the block")
+		require.NotEmpty(t, rt)
+
 		// Block: a reason is needed; then the person is logged out and
-		// cannot log in; unblock lets them in again.
+		// cannot log in, and the relying party's tokens stop working;
+		// unblock lets them in again.
 		p = desk.Submit(desk.Get("/admin/support/"+personID), "/admin/support/"+personID+"/block", nil)
 		require.Equal(t, []string{"Enter the reason for blocking the account"}, p.Errors())
 		p = desk.Submit(p, "/admin/support/"+personID+"/block", map[string]string{"reason": "reported stolen phone"})
@@ -334,6 +362,10 @@ func TestSupportDesk(t *testing.T) {
 		require.Equal(t, "Blocked: cannot log in", p.Text("person-status"))
 		require.Equal(t, 1, s.AuditCount(t, "support.block", personID, `"staff":"`+deskID+`"`, "reported stolen phone"))
 		require.NotEqual(t, "Your account", person.Get("/account").H1(), "sessions ended")
+		_, err = rp.Provider.UserInfo(context.Background(), oauth2.StaticTokenSource(tok))
+		require.Error(t, err, "the access token is revoked")
+		status, _ = refresh(rt)
+		require.Equal(t, http.StatusBadRequest, status, "the refresh token is revoked")
 		p = person.Submit(person.Get("/login"), "/login", map[string]string{"email": "locked@example.org", "password": pw})
 		require.NotEqual(t, "Enter the security code", p.H1())
 		p = desk.Submit(desk.Get("/admin/support/"+personID), "/admin/support/"+personID+"/unblock", map[string]string{"reason": "phone recovered"})
@@ -364,7 +396,7 @@ func TestSupportDesk(t *testing.T) {
 		p = desk.Post("/admin/support/"+personID+"/remove-passkey", url.Values{"csrf_token": {csrfToken(t, desk)}, "id": {m[1]}})
 		require.Contains(t, p.Body, "The passkey is removed.")
 		require.NotContains(t, p.Body, "Kitchen laptop")
-		status, _, _ := passkeyLogin(t, s, person, person.Get("/login"), key)
+		status, _, _ = passkeyLogin(t, s, person, person.Get("/login"), key)
 		require.NotEqual(t, http.StatusOK, status, "a removed passkey cannot log in")
 		require.Contains(t, s.Latest(t, "keys@example.org", backoffice.NoticeSupportAction).Text, "removed a passkey")
 
