@@ -20,6 +20,7 @@ import (
 	"github.com/idlink/idlink/push"
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/audit"
+	"github.com/idlink/idlink/server/backoffice"
 	"github.com/idlink/idlink/server/closure"
 	"github.com/idlink/idlink/server/companion"
 	"github.com/idlink/idlink/server/config"
@@ -352,8 +353,13 @@ func (s *Server) mount(people *people) error {
 	securitySettings.Register(p)
 	securitySettings.RegisterDetails(p)
 	identity.NewPages(s.Identity, identity.PageDeps{Login: s.Login, Renderer: s.Renderer, Audit: s.Audit}).Register(p)
-	identity.NewAdmin(s.Identity, identity.AdminDeps{Login: s.Login, Renderer: s.Renderer,
-		LoginMaxAge: s.cfg.StaffLoginMaxAge, Now: s.now}).Register(p)
+	admin := identity.NewAdmin(s.Identity, identity.AdminDeps{Login: s.Login, Renderer: s.Renderer,
+		LoginMaxAge: s.cfg.StaffLoginMaxAge, Now: s.now})
+	admin.Register(p)
+	backoffice.New(backoffice.Deps{Gate: admin, Staff: s.Identity, Accounts: s.Accounts, Renderer: s.Renderer,
+		Clients: s.OIDC.Clients(), AssertedPairs: s.cfg.AssertedLoginPairs, Audit: s.Audit,
+		Support: backoffice.SupportDeps{People: s.Accounts, Proofs: s.Identity, Devices: s.Devices, Passkeys: s.FIDO,
+			Approvals: s.Push, Sessions: s.Sessions, Grants: s.OIDC, Activity: s.Audit, DeviceRemoved: s.Push.DeviceRemoved, Now: s.now}}).Register(p)
 	authorize.Register(p)
 	s.OIDC.Register(s.App)
 	api.Register(s.App)

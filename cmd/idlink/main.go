@@ -4,7 +4,7 @@
 //	idlink migrate    bring the database schema up to date and exit
 //	idlink client …   register and manage relying parties (OIDC clients)
 //	idlink keys …     list or rotate the token-signing keys
-//	idlink staff …    give accounts a back-office role (id_checker, admin),
+//	idlink staff …    give accounts back-office roles (admin, id_checker, support),
 //	                  remove it, or list the staff
 //	idlink dev seed-devices -n 15000 -out devices.json
 //	                  development only (IDLINK_ENV=development): create N
@@ -57,7 +57,7 @@ commands:
   migrate    bring the database schema up to date and exit
   client     create | list | show | update | delete relying parties
   keys       list | rotate token-signing keys
-  staff      set -email X -role id_checker|admin | remove -email X | list
+  staff      set -email X -role admin,id_checker,support | remove -email X | list
   dev        seed-devices -n N -out FILE (IDLINK_ENV=development only)
 `
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/idlink/idlink/server"
@@ -14,7 +15,7 @@ import (
 )
 
 const staffUsage = `usage:
-  idlink staff set -email EMAIL -role id_checker|admin
+  idlink staff set -email EMAIL -role admin,id_checker,support (one or more, comma-separated)
   idlink staff remove -email EMAIL
   idlink staff list
 `
@@ -37,7 +38,7 @@ func staffCommand(ctx context.Context, app *cliApp, args []string) error {
 	fs := flag.NewFlagSet("staff "+args[0], flag.ContinueOnError)
 	fs.SetOutput(app.stderr)
 	email := fs.String("email", "", "the email address of the person's account")
-	role := fs.String("role", "", "id_checker (reviews photo ID checks) or admin")
+	role := fs.String("role", "", "roles, comma-separated: admin, id_checker (reviews photo ID checks), support")
 	switch args[0] {
 	case "set", "remove":
 		if err := fs.Parse(args[1:]); err != nil {
@@ -66,7 +67,7 @@ func staffCommand(ctx context.Context, app *cliApp, args []string) error {
 			}
 			r = ""
 		}
-		if err := svc.SetStaff(ctx, staffActor, acct.ID, r); err != nil {
+		if err := svc.SetStaff(ctx, staffActor, acct.ID, strings.Split(r, ",")...); err != nil {
 			return err
 		}
 		if r == "" {
@@ -84,7 +85,7 @@ func staffCommand(ctx context.Context, app *cliApp, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(app.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "EMAIL\tROLE\tACCOUNT")
+		fmt.Fprintln(tw, "EMAIL\tROLES\tACCOUNT")
 		for _, m := range members {
 			email := "(account deleted)"
 			if acct, err := app.srv.Accounts.Account(ctx, m.AccountID); err == nil {
@@ -92,7 +93,7 @@ func staffCommand(ctx context.Context, app *cliApp, args []string) error {
 			} else if !errors.Is(err, account.ErrNotFound) {
 				return err
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", email, m.Role, m.AccountID)
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", email, strings.Join(m.Roles, ","), m.AccountID)
 		}
 		return tw.Flush()
 	default:

@@ -34,18 +34,14 @@ func TestStaffCommand(t *testing.T) {
 			require.NoError(t, err)
 		}
 		role := func(id string) string {
-			var r string
-			err := db.GetContext(ctx, &r, db.Rebind(`SELECT role FROM staff WHERE account_id = ?`), id)
-			if migrations.IsNoRows(err) {
-				return ""
-			}
-			require.NoError(t, err)
-			return r
+			var r []string
+			require.NoError(t, db.SelectContext(ctx, &r, db.Rebind(`SELECT role FROM staff_roles WHERE account_id = ? ORDER BY role`), id))
+			return strings.Join(r, ",")
 		}
 
 		out, err := idlink("staff", "list")
 		require.NoError(t, err, out)
-		require.Equal(t, "EMAIL  ROLE  ACCOUNT", strings.TrimSpace(out))
+		require.Equal(t, "EMAIL  ROLES  ACCOUNT", strings.TrimSpace(out))
 
 		out, err = idlink("staff", "set", "-email", "Alice@NHS.example", "-role", "id_checker")
 		require.NoError(t, err, out)
@@ -56,6 +52,13 @@ func TestStaffCommand(t *testing.T) {
 		out, err = idlink("staff", "set", "-email", "alice@nhs.example", "-role", "admin")
 		require.NoError(t, err, out)
 		require.Equal(t, "admin", role("acct-alice"))
+		// Roles combine.
+		out, err = idlink("staff", "set", "-email", "alice@nhs.example", "-role", "support,admin")
+		require.NoError(t, err, out)
+		require.Equal(t, "admin,support", role("acct-alice"))
+		out, err = idlink("staff", "list")
+		require.NoError(t, err, out)
+		require.Contains(t, out, "admin,support")
 
 		out, err = idlink("staff", "list")
 		require.NoError(t, err, out)
@@ -71,7 +74,7 @@ func TestStaffCommand(t *testing.T) {
 
 		var events int
 		require.NoError(t, db.GetContext(ctx, &events, `SELECT COUNT(*) FROM audit_events WHERE type = 'staff.role_set'`))
-		require.Equal(t, 4, events)
+		require.Equal(t, 5, events)
 
 		for _, args := range [][]string{
 			{"staff"},

@@ -147,7 +147,7 @@ func TestIdentityJourneysInChromium(t *testing.T) {
 	p.fill("/sign-out", nil)
 	p.expect("You have signed out")
 	p.open("/admin")
-	p.expect("Log in to check photo ID")
+	p.expect("Log in to the back office")
 	p.click("#admin-login")
 	p.passkeyLogin("Photo ID checks to review")
 	p.expect("Photo ID checks to review")

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -83,29 +82,30 @@ func (a *Admin) Register(pg web.Pages) {
 	pg.Post(AdminPath+"/checks/:id/decide", a.decide)
 	pg.Get(AdminPath+"/checks/:id/photo", a.photo)
 	pg.Get(AdminPath+"/checks/:id/video", a.video)
-}
-
-// ListStaff returns the back-office members, oldest first.
-func (s *Service) ListStaff(ctx context.Context) ([]Staff, error) {
-	var out []Staff
-	err := s.d.DB.SelectContext(ctx, &out, `SELECT account_id, role FROM staff ORDER BY created_at, account_id`)
-	if err != nil {
-		return nil, fmt.Errorf("list staff: %w", err)
-	}
-	return out, nil
+	pg.Post(AdminPath+"/checks/:id/release", a.release)
+	pg.Post(AdminPath+"/checks/:id/reassign", a.reassign)
 }
 
 func adminCheckPath(id string) string { return AdminPath + "/checks/" + id }
 
 // ---- access ----
 
-// staffOnly returns the signed-in staff member. Otherwise it answers the
-// request and ok is false: a login asking for a passkey when the session
-// has not proven one on idlink itself within LoginMaxAge (returning to
-// returnTo), or a 403 page for someone
-// who is not staff. Evidence requests (media) never start a login: an
+// Require is the back office's one access check, used by every
+// back-office route (these pages and server/backoffice's). It returns the
+// signed-in staff member when they hold any of roles and their session
+// holds a login made on idlink itself (single sign-on does not count) that
+// proved Cm (a passkey or the app) within LoginMaxAge. Otherwise it answers
+// the request and ok is false: a page saying what is needed (anonymous), a
+// login asking for a passkey (returning to returnTo), or a 403 page for
+// someone without the role; each refusal is audited
+// (admin.access_refused).
+func (a *Admin) Require(c fiber.Ctx, returnTo string, roles ...string) (Staff, bool, error) {
+	return a.staffOnly(c, returnTo, false, roles)
+}
+
+// staffOnly is Require. Evidence requests (media) never start a login: an
 // <img> or <video> must not replace the session's login journey.
-func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool) (Staff, bool, error) {
+func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool, roles []string) (Staff, bool, error) {
 	auth, signedIn := a.d.Login.Current(c)
 	if !signedIn || !auth.Credentials.Has(trust.Cm) || a.d.Now().Sub(auth.AuthTime) > a.d.LoginMaxAge {
 		if media {
@@ -117,13 +117,13 @@ func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool) (Staff, bool
 			// No passkey login will help a person without a role: say so.
 			if m, ok, err := a.s.StaffMember(c.Context(), auth.AccountID); err != nil {
 				return Staff{}, false, err
-			} else if !ok || !m.CanReview() {
+			} else if !ok || !m.Has(roles...) {
 				a.refused(c, auth.AccountID, "not_staff")
 				return Staff{}, false, a.d.Renderer.ErrorPage(c, http.StatusForbidden, "You do not have access", needed)
 			}
 		} else if c.Query("login") == "" {
 			// Say what is needed before asking anyone to log in.
-			return Staff{}, false, a.d.Renderer.Render(c, http.StatusOK, "admin_login", web.View{Title: "Log in to check photo ID",
+			return Staff{}, false, a.d.Renderer.Render(c, http.StatusOK, "admin_login", web.View{Title: "Log in to the back office",
 				Data: returnTo + "?login=1"})
 		}
 		return Staff{}, false, a.d.Login.Start(c, login.Request{Want: []trust.Credentials{{trust.Cm}},
@@ -133,7 +133,7 @@ func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool) (Staff, bool
 	if err != nil {
 		return Staff{}, false, err
 	}
-	if !ok || !m.CanReview() {
+	if !ok || !m.Has(roles...) {
 		a.refused(c, auth.AccountID, "not_staff")
 		return Staff{}, false, a.d.Renderer.ErrorPage(c, http.StatusForbidden, "You do not have access", needed)
 	}
@@ -141,8 +141,8 @@ func (a *Admin) staffOnly(c fiber.Ctx, returnTo string, media bool) (Staff, bool
 }
 
 // needed says what the back office needs of a person.
-const needed = "These pages are for the ID checking team. You need the ID checker role, which an administrator gives, " +
-	"and a passkey on your account to log in with. Ask an administrator if you need access."
+const needed = "These pages are for idlink's staff. You need the role this page is for, which an administrator gives, " +
+	"and a passkey or the idlink app on your account to log in with. Ask an administrator if you need access."
 
 // refused records a refusal of a back-office request.
 func (a *Admin) refused(c fiber.Ctx, accountID, reason string) {
@@ -152,6 +152,9 @@ func (a *Admin) refused(c fiber.Ctx, accountID, reason string) {
 	}
 	a.s.record(c.Context(), web.Actor(c), "admin.access_refused", false, accountID, detail)
 }
+
+// reviewers may review photo ID checks.
+var reviewers = []string{RoleIDChecker}
 
 // adminNotice is a one-time confirmation for the back office's next page.
 const adminNotice = web.Notice("admin_notice")
@@ -182,23 +185,31 @@ type adminQueueRow struct {
 	// Reviewable: waiting, or held by the viewer.
 	Reviewable bool
 	Mine       bool
+	// Movable: in review by someone, and the viewer is an admin, who may
+	// release or reassign it.
+	Movable bool
 }
+
+// adminReviewer is an ID checker a check can be reassigned to.
+type adminReviewer struct{ ID, Email string }
 
 // adminQueueData is what admin_queue.html shows.
 type adminQueueData struct {
 	Rows []adminQueueRow
 	Full bool // the queue has at least AdminQueueSize checks
+	// Reviewers are the ID checkers, for an admin's reassign forms.
+	Reviewers []adminReviewer
 }
 
 func (a *Admin) queuePage(c fiber.Ctx) error {
-	m, ok, err := a.staffOnly(c, AdminPath, false)
+	m, ok, err := a.staffOnly(c, AdminPath, false, []string{RoleIDChecker, RoleAdmin})
 	if !ok {
 		return err
 	}
-	return a.renderQueue(c, m, adminNotice.Take(c))
+	return a.renderQueue(c, m, web.View{Notice: adminNotice.Take(c)})
 }
 
-func (a *Admin) renderQueue(c fiber.Ctx, m Staff, notice string) error {
+func (a *Admin) renderQueue(c fiber.Ctx, m Staff, v web.View) error {
 	checks, err := a.s.Queue(c.Context(), AdminQueueSize)
 	if err != nil {
 		return err
@@ -207,7 +218,7 @@ func (a *Admin) renderQueue(c fiber.Ctx, m Staff, notice string) error {
 	data := adminQueueData{Full: len(checks) >= AdminQueueSize}
 	for _, ch := range checks {
 		row := adminQueueRow{ID: ch.ID, SubmittedAt: ch.SubmittedAt.UTC(), Document: adminDocumentName(ch.DocumentType),
-			Status: "Waiting", Reviewable: true}
+			Status: "Waiting", Reviewable: m.CanReview()}
 		if ch.Status == CheckInReview && ch.ClaimedBy != nil {
 			switch by := *ch.ClaimedBy; {
 			case by == m.AccountID:
@@ -223,11 +234,83 @@ func (a *Admin) renderQueue(c fiber.Ctx, m Staff, notice string) error {
 				}
 				row.Status, row.Reviewable = "In review by "+name, false
 			}
+			row.Movable = m.Has(RoleAdmin)
 		}
 		data.Rows = append(data.Rows, row)
 	}
-	return a.d.Renderer.Render(c, http.StatusOK, "admin_queue", web.View{Title: "Photo ID checks to review",
-		Notice: notice, Data: data})
+	if m.Has(RoleAdmin) {
+		members, err := a.s.ListStaff(c.Context())
+		if err != nil {
+			return err
+		}
+		for _, s := range members {
+			if !s.CanReview() {
+				continue
+			}
+			email := s.AccountID
+			if acct, err := a.s.d.Accounts.Account(c.Context(), s.AccountID); err == nil {
+				email = acct.Email
+			}
+			data.Reviewers = append(data.Reviewers, adminReviewer{ID: s.AccountID, Email: email})
+		}
+	}
+	v.Title, v.Data = "Photo ID checks to review", data
+	status := http.StatusOK
+	if len(v.Errors) > 0 {
+		status = http.StatusUnprocessableEntity
+	}
+	return a.d.Renderer.Render(c, status, "admin_queue", v)
+}
+
+// admins may release and reassign checks.
+var admins = []string{RoleAdmin}
+
+func (a *Admin) release(c fiber.Ctx) error {
+	m, ok, err := a.staffOnly(c, AdminPath, false, admins)
+	if !ok {
+		return err
+	}
+	return a.moved(c, m)(a.s.Release(c.Context(), web.Actor(c), m, c.Params("id")))
+}
+
+func (a *Admin) reassign(c fiber.Ctx) error {
+	m, ok, err := a.staffOnly(c, AdminPath, false, admins)
+	if !ok {
+		return err
+	}
+	id, to := c.Params("id"), c.FormValue("to")
+	if to == "" {
+		var v web.View
+		v.Errors.Add("to-"+id, "Choose the ID checker to give the check to")
+		return a.renderQueue(c, m, v)
+	}
+	return a.moved(c, m)(a.s.Reassign(c.Context(), web.Actor(c), m, id, to))
+}
+
+// moved answers a release or reassignment.
+func (a *Admin) moved(c fiber.Ctx, m Staff) func(Check, error) error {
+	return func(ch Check, err error) error {
+		var v web.View
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return a.notFound(c)
+		case errors.Is(err, ErrClaimed):
+			adminNotice.Set(c, "The check is no longer in review: it was decided or released meanwhile. Nothing was changed.")
+		case errors.Is(err, ErrOwnCheck):
+			v.Errors.Add("to-"+c.Params("id"), "This ID checker is the person being checked. Choose someone else")
+			return a.renderQueue(c, m, v)
+		case errors.Is(err, ErrInvalid):
+			v.Errors.Add("to-"+c.Params("id"), "Choose a member of staff with the ID checker role")
+			return a.renderQueue(c, m, v)
+		case err != nil:
+			return err
+		case ch.Status == CheckSubmitted:
+			adminNotice.Set(c, "The check is back in the queue for anyone to review.")
+		default:
+			adminNotice.Set(c, "The check is reassigned.")
+		}
+		return adminSeeOther(c, AdminPath)
+	}
 }
 
 // Messages of the back office.
@@ -238,7 +321,7 @@ const (
 )
 
 func (a *Admin) claim(c fiber.Ctx) error {
-	m, ok, err := a.staffOnly(c, AdminPath, false)
+	m, ok, err := a.staffOnly(c, AdminPath, false, reviewers)
 	if !ok {
 		return err
 	}
@@ -347,7 +430,7 @@ func (a *Admin) renderCheck(c fiber.Ctx, v web.View) error {
 }
 
 func (a *Admin) checkPage(c fiber.Ctx) error {
-	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), false)
+	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), false, reviewers)
 	if !ok {
 		return err
 	}
@@ -406,7 +489,7 @@ func adminInvalidDetail(err error) string {
 }
 
 func (a *Admin) search(c fiber.Ctx) error {
-	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), false)
+	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), false, reviewers)
 	if !ok {
 		return err
 	}
@@ -501,7 +584,7 @@ func adminYesNo(s string) (value, ok bool) {
 }
 
 func (a *Admin) decide(c fiber.Ctx) error {
-	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), false)
+	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), false, reviewers)
 	if !ok {
 		return err
 	}
@@ -599,7 +682,7 @@ func (a *Admin) video(c fiber.Ctx) error { return a.evidence(c, media.KindFaceVi
 // never sniffed, shown inline; single byte ranges are honoured (Safari
 // plays video only from range requests).
 func (a *Admin) evidence(c fiber.Ctx, kind media.Kind) error {
-	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), true)
+	m, ok, err := a.staffOnly(c, adminCheckPath(c.Params("id")), true, reviewers)
 	if !ok {
 		return err
 	}

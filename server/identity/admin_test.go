@@ -312,8 +312,8 @@ func TestAdminAccess(t *testing.T) {
 		// Not signed in: the page says what is needed, then a passkey login.
 		r := e.browser("", false).get("/admin/checks/" + c.ID)
 		require.Equal(t, http.StatusOK, r.status)
-		require.Contains(t, r.body, "the ID checker role")
-		require.Contains(t, r.body, "a passkey on that account")
+		require.Contains(t, r.body, "a role on your idlink account (ID checker, support or admin)")
+		require.Contains(t, r.body, "a passkey or the idlink app on that account")
 		r = e.browser("", false).get("/admin/checks/" + c.ID + "?login=1")
 		require.Equal(t, http.StatusSeeOther, r.status)
 		require.Equal(t, "/login", r.location())
@@ -334,7 +334,7 @@ func TestAdminAccess(t *testing.T) {
 		// would help; the page says what is needed.
 		r = e.browser("stranger", false).get("/admin")
 		require.Equal(t, http.StatusForbidden, r.status)
-		require.Contains(t, r.body, "the ID checker role")
+		require.Contains(t, r.body, "You need the role this page is for")
 		require.Equal(t, 1, e.auditCount("admin.access_refused", "stranger"))
 
 		// Signed in with a passkey but not staff: 403, audited; the
@@ -382,7 +382,7 @@ func TestAdminQueueAndClaim(t *testing.T) {
 		e := admSetup(t, db)
 		first, second, third := e.person("p1"), e.person("p2"), e.person("p3")
 		e.staff("alice", identity.RoleIDChecker)
-		e.staff("bob", identity.RoleAdmin)
+		e.staff("bob", identity.RoleIDChecker)
 		alice, bob := e.browser("alice", true), e.browser("bob", true)
 
 		r := alice.get("/admin")
@@ -638,5 +638,61 @@ func TestAdminReject(t *testing.T) {
 		// A decided check cannot be decided again.
 		r = alice.post(path+"/decide", url.Values{"decision": {"reject"}, "id_valid": {"no"}, "face_match": {"no"}, "reason": {"again"}})
 		require.Equal(t, http.StatusForbidden, r.status)
+	})
+}
+
+// TestAdminReleaseAndReassign: an admin takes a check back from its
+// reviewer, into the queue or to another ID checker; nobody else can.
+func TestAdminReleaseAndReassign(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		e := admSetup(t, db)
+		c := e.person("p1")
+		e.staff("alice", identity.RoleIDChecker)
+		e.staff("carol", identity.RoleIDChecker)
+		e.staff("boss", identity.RoleAdmin)
+		e.staff("helper", identity.RoleSupport)
+		alice, carol, boss := e.browser("alice", true), e.browser("carol", true), e.browser("boss", true)
+		alice.claim(c.ID)
+
+		r := boss.get("/admin")
+		require.Equal(t, http.StatusOK, r.status)
+		require.Contains(t, r.body, "In review by alice@nhs.example")
+		require.Contains(t, r.body, `action="/admin/checks/`+c.ID+`/release"`)
+		require.Contains(t, r.body, `<option value="carol">carol@nhs.example</option>`)
+		require.NotContains(t, r.body, `<option value="boss">`, "only ID checkers")
+		require.NotContains(t, alice.get("/admin").body, "/release\"", "only admins")
+
+		// Only an admin may move a check.
+		r = alice.post("/admin/checks/"+c.ID+"/release", nil)
+		require.Equal(t, http.StatusForbidden, r.status)
+
+		// Reassign: nobody chosen, or someone who is not an ID checker.
+		r = boss.post("/admin/checks/"+c.ID+"/reassign", url.Values{})
+		require.Equal(t, http.StatusUnprocessableEntity, r.status)
+		require.Contains(t, r.body, "Choose the ID checker to give the check to")
+		require.Contains(t, r.body, `href="#to-`+c.ID+`"`)
+		r = boss.post("/admin/checks/"+c.ID+"/reassign", url.Values{"to": {"helper"}})
+		require.Equal(t, http.StatusUnprocessableEntity, r.status)
+		require.Contains(t, r.body, "Choose a member of staff with the ID checker role")
+
+		r = boss.post("/admin/checks/"+c.ID+"/reassign", url.Values{"to": {"carol"}})
+		require.Equal(t, http.StatusSeeOther, r.status)
+		require.Equal(t, http.StatusOK, carol.get("/admin/checks/"+c.ID).status)
+		require.Equal(t, http.StatusForbidden, alice.get("/admin/checks/"+c.ID).status)
+		require.Equal(t, 1, e.auditCount("idcheck.reassigned", "p1"))
+
+		r = boss.post("/admin/checks/"+c.ID+"/release", nil)
+		require.Equal(t, http.StatusSeeOther, r.status)
+		got, err := e.svc.GetCheck(context.Background(), c.ID)
+		require.NoError(t, err)
+		require.Equal(t, identity.CheckSubmitted, got.Status)
+		require.Nil(t, got.ClaimedBy)
+		require.Contains(t, boss.get("/admin").body, "The check is back in the queue")
+		require.Equal(t, 1, e.auditCount("idcheck.released", "p1"))
+
+		// A check no longer in review is not moved.
+		r = boss.post("/admin/checks/"+c.ID+"/release", nil)
+		require.Equal(t, http.StatusSeeOther, r.status)
+		require.Contains(t, boss.get("/admin").body, "Nothing was changed")
 	})
 }

@@ -36,7 +36,7 @@ func (s *Service) ForgetAccount(ctx context.Context, accountID string) error {
 	for _, q := range []string{
 		`DELETE FROM identity_checks WHERE account_id = ?`,
 		`DELETE FROM identity_records WHERE account_id = ?`,
-		`DELETE FROM staff WHERE account_id = ?`,
+		`DELETE FROM staff_roles WHERE account_id = ?`,
 	} {
 		if _, err := s.d.DB.ExecContext(ctx, s.d.DB.Rebind(q), accountID); err != nil {
 			return fmt.Errorf("forget identity: %w", err)

@@ -285,7 +285,7 @@ func TestPhotoCheckReview(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, queue, 1)
 
-		alice, bob := identity.Staff{AccountID: "alice", Role: identity.RoleIDChecker}, identity.Staff{AccountID: "bob", Role: identity.RoleIDChecker}
+		alice, bob := identity.Staff{AccountID: "alice", Roles: []string{identity.RoleIDChecker}}, identity.Staff{AccountID: "bob", Roles: []string{identity.RoleIDChecker}}
 		_, err = e.svc.Claim(ctx, actor, identity.Staff{AccountID: "eve"}, c.ID)
 		require.ErrorIs(t, err, identity.ErrForbidden, "no role, no review")
 
@@ -425,7 +425,7 @@ func TestNobodyReviewsTheirOwnCheck(t *testing.T) {
 	c, err := e.svc.SubmitPhotoCheck(ctx, actor, "checker", identity.Evidence{DocumentType: identity.DocPassport,
 		Photo: bytes.NewReader(jpegPhoto(t)), Video: bytes.NewReader(mp4Video(5))})
 	require.NoError(t, err)
-	_, err = e.svc.Claim(ctx, actor, identity.Staff{AccountID: "checker", Role: identity.RoleIDChecker}, c.ID)
+	_, err = e.svc.Claim(ctx, actor, identity.Staff{AccountID: "checker", Roles: []string{identity.RoleIDChecker}}, c.ID)
 	require.ErrorIs(t, err, identity.ErrOwnCheck)
 	got, err := e.svc.GetCheck(ctx, c.ID)
 	require.NoError(t, err)

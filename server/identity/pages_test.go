@@ -581,7 +581,7 @@ func TestProvePhoto(t *testing.T) {
 			ctx, actor := context.Background(), audit.Actor{RequestID: "test"}
 			e.accounts.add("acct-checker")
 			require.NoError(t, e.svc.SetStaff(ctx, actor, "acct-checker", identity.RoleIDChecker))
-			staff := identity.Staff{AccountID: "acct-checker", Role: identity.RoleIDChecker}
+			staff := identity.Staff{AccountID: "acct-checker", Roles: []string{identity.RoleIDChecker}}
 			_, err = e.svc.Claim(ctx, actor, staff, c.ID)
 			require.NoError(t, err)
 			_, err = e.svc.Decide(ctx, actor, staff, c.ID, identity.Decision{IDValid: false, Reason: "The photo of your passport was blurred."})
