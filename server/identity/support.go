@@ -10,7 +10,8 @@ import (
 
 // AccountByNHSNumber returns the account proven with the NHS number (ten
 // digits, spaces allowed), or ErrNotFound; a number that is not valid is
-// ErrInvalid. It is for the support desk's search only.
+// ErrInvalid. It is for the support desk's search and the partner APIs
+// (server/partner), never for pages a stranger can reach.
 func (s *Service) AccountByNHSNumber(ctx context.Context, raw string) (string, error) {
 	n, err := nhsnumber.Parse(raw)
 	if err != nil {

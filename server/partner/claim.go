@@ -95,7 +95,7 @@ func (a *API) open(c fiber.Ctx) (claimState, provisionRow, bool, error) {
 // existingAccount is the account the claim raises: the one proven with
 // the patient's NHS number, else the one with the email address.
 func (a *API) existingAccount(ctx context.Context, row provisionRow) (string, error) {
-	id, ok, err := a.st.accountByNHSNumber(ctx, row.NHSNumber)
+	id, ok, err := a.accountByNHSNumber(ctx, row.NHSNumber)
 	if err != nil || ok {
 		return id, err
 	}

@@ -23,6 +23,7 @@ package partner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -130,6 +131,9 @@ type Keys interface {
 // implements it.
 type Identity interface {
 	Record(ctx context.Context, accountID string) (identity.Record, bool, error)
+	// AccountByNHSNumber gives identity.ErrNotFound when nobody is
+	// proven with the number.
+	AccountByNHSNumber(ctx context.Context, raw string) (string, error)
 	ProveProvisioned(ctx context.Context, a audit.Actor, accountID string, nhs nhsnumber.Number) (identity.Record, error)
 }
 
@@ -170,7 +174,7 @@ type API struct {
 
 // New builds the APIs.
 func New(cfg Config, d Deps) (*API, error) {
-	if d.DB == nil || d.Tokens == nil || d.Subjects == nil || d.Accounts == nil || d.Limiter == nil || d.Audit == nil ||
+	if d.DB == nil || d.Tokens == nil || d.Subjects == nil || d.Accounts == nil || d.Identity == nil || d.Limiter == nil || d.Audit == nil ||
 		d.PDS == nil || d.Keys == nil || d.Sender == nil || d.Renderer == nil {
 		return nil, errors.New("partner: missing dependency")
 	}
@@ -207,4 +211,17 @@ func (a *API) record(ctx context.Context, act audit.Actor, typ string, ok bool, 
 // is being deleted: the provisioning requests it claimed.
 func (a *API) ForgetAccount(ctx context.Context, accountID string) error {
 	return a.st.forgetAccount(ctx, accountID)
+}
+
+// accountByNHSNumber finds the account proven with nhs (ok false when
+// there is none).
+func (a *API) accountByNHSNumber(ctx context.Context, nhs string) (string, bool, error) {
+	id, err := a.d.Identity.AccountByNHSNumber(ctx, nhs)
+	if errors.Is(err, identity.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("account by NHS number: %w", err)
+	}
+	return id, true, nil
 }

@@ -221,7 +221,7 @@ func (a *API) provision(ctx context.Context, act audit.Actor, clientID string, r
 		return refuse(http.StatusUnprocessableEntity, CodeMobileMismatch, "", "the mobile number is not one of the patient's numbers in PDS")
 	}
 	nhs := patient.NHSNumber.String()
-	holder, held, err := a.st.accountByNHSNumber(ctx, nhs)
+	holder, held, err := a.accountByNHSNumber(ctx, nhs)
 	if err != nil {
 		return Provisioning{}, err
 	}

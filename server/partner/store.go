@@ -13,21 +13,6 @@ import (
 // store holds every SQL statement of the partner APIs.
 type store struct{ db *sqlx.DB }
 
-// accountByNHSNumber finds the account whose identity record holds nhs.
-// It reads identity_records (owned by server/identity, which has no
-// lookup by NHS number yet) and nothing else of identity's.
-func (st store) accountByNHSNumber(ctx context.Context, nhs string) (string, bool, error) {
-	var id string
-	err := st.db.GetContext(ctx, &id, st.db.Rebind(`SELECT account_id FROM identity_records WHERE nhs_number = ?`), nhs)
-	if migrations.IsNoRows(err) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("account by NHS number: %w", err)
-	}
-	return id, true, nil
-}
-
 const provisioningCols = `id, client_id, ods_code, nhs_number, given_name, family_name, birth_date, mobile, email,
 	token_hash, status, account_id, created_at, expires_at, claimed_at`
 

@@ -124,7 +124,7 @@ func (a *API) handleUsers(c fiber.Ctx) error {
 func (a *API) lookup(ctx context.Context, q UsersQuery) ([]string, error) {
 	var byNHS, byEmail string
 	if !q.NHSNumber.IsZero() {
-		id, ok, err := a.st.accountByNHSNumber(ctx, q.NHSNumber.String())
+		id, ok, err := a.accountByNHSNumber(ctx, q.NHSNumber.String())
 		if err != nil || !ok {
 			return nil, err
 		}
