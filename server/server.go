@@ -20,12 +20,10 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v3"
-	"github.com/gofiber/fiber/v3/middleware/adaptor"
 	"github.com/gofiber/fiber/v3/middleware/recover"
 	"github.com/gofiber/fiber/v3/middleware/static"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/idlink/idlink/device"
 	"github.com/idlink/idlink/fido"
@@ -44,6 +42,7 @@ import (
 	"github.com/idlink/idlink/server/password"
 	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/secrets"
+	"github.com/idlink/idlink/server/sending"
 	"github.com/idlink/idlink/server/web"
 )
 
@@ -69,6 +68,8 @@ type Server struct {
 	Metrics  *metrics.Metrics
 	Audit    *audit.Log
 	Accounts *account.Service
+	// Sending applies the text and email budgets (package sending).
+	Sending  *sending.Sender
 	Login    *login.Journey
 	Sessions *web.Sessions
 	Renderer *web.Renderer
@@ -95,6 +96,11 @@ type Server struct {
 	// GP is the GP linkage sandbox.
 	PDSSandbox *pds.Sandbox
 	GP         *gp.Sandbox
+
+	// clients decides each request's client address.
+	clients *web.ClientAddresses
+	// MetricsApp serves /metrics on IDLINK_METRICS_ADDR (nil when unset).
+	MetricsApp *fiber.App
 
 	bg     sync.WaitGroup
 	stopBg context.CancelFunc
@@ -168,8 +174,10 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 		return nil, err
 	}
 	s.Sessions = web.NewSessions(db, keys, cfg.SessionIdle, cfg.SessionAbsolute, cfg.HTTPS(), opt.Now)
-	s.Accounts = account.NewService(account.Config{Issuer: cfg.Issuer, TermsVersion: cfg.TermsVersion, Development: cfg.Dev()},
-		db, keys, hasher, sender, limiter, s.Audit, s.Metrics, opt.Now)
+	s.Sending = sending.New(sending.Config{Limits: cfg.Sending, Deadline: cfg.NotifyDeadline, AllowDrama: cfg.Dev()},
+		sender, limiter, keys, s.Metrics, opt.Logger, opt.Now)
+	s.Accounts = account.NewService(account.Config{Issuer: cfg.Issuer, TermsVersion: cfg.TermsVersion, Development: cfg.Dev(), CodeGuesses: cfg.CodeGuesses},
+		db, keys, hasher, s.Sending, limiter, s.Audit, s.Metrics, opt.Now)
 	accountPages := account.NewHandlers(s.Accounts, s.Renderer, s.Audit, s.Sessions)
 	s.Login = login.New(s.Accounts, accountPages, s.Renderer, s.Audit, s.Metrics, opt.Now)
 	accountPages.SetSignIn(s.Login)
@@ -221,12 +229,13 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 		ReadTimeout:    15 * time.Second,
 		WriteTimeout:   30 * time.Second,
 		IdleTimeout:    60 * time.Second,
-		TrustProxy:     len(cfg.TrustedProxies) > 0,
-		TrustProxyConfig: fiber.TrustProxyConfig{
-			Proxies: cfg.TrustedProxies,
-		},
-		ProxyHeader: proxyHeader(cfg),
+		// No TrustProxy: the client address is web.ClientAddresses's
+		// decision alone (IDLINK_PROXY_HEADER, IDLINK_TRUSTED_PROXIES).
 	})
+	if s.clients, err = web.NewClientAddresses(cfg.ProxyHeader, cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("client addresses: %w", err)
+	}
+	s.App.Use(s.clients.Middleware())
 	s.App.Use(s.observe)
 	s.App.Use(limitBody(1<<20, cfg.MaxUpload, "/prove/photo"))
 	s.App.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c fiber.Ctx, e any) {
@@ -236,7 +245,7 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 
 	s.App.Get("/healthz", func(c fiber.Ctx) error { return c.SendString("ok") })
 	s.App.Get("/readyz", s.ready)
-	s.App.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{})))
+	s.registerMetrics()
 	s.App.Use("/assets", static.New("", static.Config{FS: web.Static(), MaxAge: 86400}))
 
 	p := web.Pages{R: s.App, Renderer: s.Renderer, Sessions: s.Sessions}
@@ -258,13 +267,6 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 		s.registerDev(p)
 	}
 	return s, nil
-}
-
-func proxyHeader(cfg config.Config) string {
-	if len(cfg.TrustedProxies) > 0 {
-		return fiber.HeaderXForwardedFor
-	}
-	return ""
 }
 
 // Config returns the configuration the server was built with.
@@ -315,7 +317,7 @@ func (s *Server) observe(c fiber.Ctx) error {
 		level = slog.LevelError
 	}
 	s.log.Log(c.Context(), level, "request", "request_id", rid, "method", c.Method(), "path", c.Path(),
-		"route", route, "status", status, "duration_ms", float64(elapsed.Microseconds())/1000, "ip", c.IP())
+		"route", route, "status", status, "duration_ms", float64(elapsed.Microseconds())/1000, "ip", web.ClientIP(c))
 	return nil
 }
 
@@ -414,6 +416,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		errc <- s.App.Listener(ln, fiber.ListenConfig{DisableStartupMessage: true})
 	}()
+	if s.MetricsApp != nil {
+		mln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			stop()
+			_ = s.App.Shutdown()
+			s.bg.Wait()
+			return fmt.Errorf("listen on IDLINK_METRICS_ADDR %s: %w", s.cfg.MetricsAddr, err)
+		}
+		s.log.Info("metrics listener", "addr", mln.Addr().String())
+		go func() {
+			if err := s.MetricsApp.Listener(mln, fiber.ListenConfig{DisableStartupMessage: true}); err != nil {
+				s.log.Error("metrics listener stopped", "error", err)
+			}
+		}()
+	}
 	if s.StreamApp != nil {
 		sln, err := net.Listen("tcp", s.cfg.StreamAddr)
 		if err != nil {
@@ -444,6 +461,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if s.StreamApp != nil {
 		_ = s.StreamApp.ShutdownWithContext(sctx)
+	}
+	if s.MetricsApp != nil {
+		_ = s.MetricsApp.ShutdownWithContext(sctx)
 	}
 	err := s.App.ShutdownWithContext(sctx)
 	stop()
@@ -518,7 +538,8 @@ func (s *Server) purge(ctx context.Context) {
 	} else if n > 0 {
 		s.log.Info("PDS checks retried", "accounts", n)
 	}
-	if _, err := ratelimit.New(s.DB, s.now).PurgeExpired(ctx, 24*time.Hour); err != nil {
+	keep := max(24*time.Hour, s.cfg.Sending.LongestWindow(), s.cfg.CodeGuesses.Per)
+	if _, err := ratelimit.New(s.DB, s.now).PurgeExpired(ctx, keep); err != nil {
 		s.log.Warn("purge rate counters", "error", err)
 	}
 }

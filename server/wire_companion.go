@@ -1,11 +1,15 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/gofiber/fiber/v3"
 
+	"github.com/idlink/idlink/device"
+	"github.com/idlink/idlink/server/account"
+	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/companion"
 	"github.com/idlink/idlink/server/oidc"
 	"github.com/idlink/idlink/server/ratelimit"
@@ -21,7 +25,7 @@ func (s *Server) wireCompanion(authorize *oidc.Authorize) error {
 	api, err := companion.New(companion.Config{Issuer: s.OIDC.Issuer()}, companion.Deps{
 		Tokens: s.OIDC, People: s.people, Devices: s.Devices, FIDO: s.FIDO,
 		Limiter: ratelimit.New(s.DB, s.now), Audit: s.Audit, Logger: s.log,
-		Approvals: s.Push, Stream: s.Push.Hub(),
+		Approvals: s.Push, Stream: s.Push.Hub(), Enrolments: enrolmentAlerts{s.Accounts}, Now: s.now,
 	})
 	if err != nil {
 		return fmt.Errorf("companion api: %w", err)
@@ -36,9 +40,8 @@ func (s *Server) wireCompanion(authorize *oidc.Authorize) error {
 			// at all (measured: 16 KiB less per idle socket).
 			ReadBufferSize: streamReadBuffer, WriteBufferSize: streamReadBuffer, ReduceMemoryUsage: true,
 			ReadTimeout: 15 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second,
-			TrustProxy: len(s.cfg.TrustedProxies) > 0, TrustProxyConfig: fiber.TrustProxyConfig{Proxies: s.cfg.TrustedProxies},
-			ProxyHeader: proxyHeader(s.cfg),
 		})
+		s.StreamApp.Use(s.clients.Middleware())
 		s.StreamApp.Use(s.observe)
 		s.StreamApp.Use(web.SecurityHeaders(s.cfg.HTTPS()))
 		s.StreamApp.Get("/healthz", func(c fiber.Ctx) error { return c.SendString("ok") })
@@ -50,3 +53,17 @@ func (s *Server) wireCompanion(authorize *oidc.Authorize) error {
 // streamReadBuffer is the stream listener's HTTP read buffer: an upgrade
 // request with a device JWT fits in well under 4 KiB.
 const streamReadBuffer = 4 << 10
+
+// enrolmentAlerts emails the person each time a companion-app device is
+// enrolled, so that an enrolment they did not make does not go unseen.
+type enrolmentAlerts struct{ accounts *account.Service }
+
+func (e enrolmentAlerts) DeviceEnrolled(ctx context.Context, a audit.Actor, d device.Device) error {
+	name := d.Name
+	if name == "" {
+		name = "a phone"
+	}
+	text := fmt.Sprintf("The idlink app was set up on %s for your account. It can now log you in to health services and approve logins. "+
+		"If this was not you, remove it in your security settings and reset your password now.", name)
+	return e.accounts.SendSecurityAlert(ctx, a, d.AccountID, "device_enrolled", text)
+}

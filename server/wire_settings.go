@@ -17,7 +17,7 @@ func (s *Server) registerSettings(p web.Pages, accountPages *account.Handlers) {
 	h := settings.New(settings.Deps{
 		Login: s.Login, Accounts: s.Accounts, Devices: s.Devices, FIDO: s.FIDO,
 		Sessions: s.Sessions, Renderer: s.Renderer, Audit: s.Audit, Secure: s.cfg.HTTPS(),
-		DeviceRemoved: s.Push.DeviceRemoved,
+		DeviceRemoved: s.Push.DeviceRemoved, Grants: s.OIDC,
 	})
 	accountPages.SetResetHook(h)
 	h.Register(p)

@@ -42,12 +42,18 @@ type Handlers struct {
 	activity Activity
 	sessions SessionEnder
 	onReset  ResetHook // optional: see SetResetHook
+	// codes is the one security-code page; signupCode and resetCode are
+	// this package's uses of it (login has its own).
+	codes                 *CodePages
+	signupCode, resetCode *CodeFlow
 }
 
 // NewHandlers returns the account pages. SetSignIn must be called before
 // they serve.
 func NewHandlers(svc *Service, r *web.Renderer, activity Activity, sessions SessionEnder) *Handlers {
-	return &Handlers{svc: svc, r: r, activity: activity, sessions: sessions}
+	h := &Handlers{svc: svc, r: r, activity: activity, sessions: sessions, codes: NewCodePages(svc, r)}
+	h.signupCode, h.resetCode = h.signupCodeFlow(), h.resetCodeFlow()
+	return h
 }
 
 // SetSignIn connects the login capability (which itself needs these
@@ -69,18 +75,14 @@ func (h *Handlers) Register(p web.Pages) {
 	p.Post("/create-account/verify", h.verifySubmit)
 	p.Get("/create-account/phone", h.phonePage)
 	p.Post("/create-account/phone", h.phoneSubmit)
-	p.Get("/create-account/code", h.codePage)
-	p.Post("/create-account/code", h.codeSubmit)
-	p.Post("/create-account/code/resend", h.codeResend)
+	h.codes.Register(p, h.signupCode)
 	p.Get("/terms", h.terms)
 
 	p.Get("/forgot-password", h.forgotPage)
 	p.Post("/forgot-password", h.forgotSubmit)
 	p.Get("/reset-password/verify", h.resetVerifyPage)
 	p.Post("/reset-password/verify", h.resetVerifySubmit)
-	p.Get("/reset-password/code", h.resetCodePage)
-	p.Post("/reset-password/code", h.resetCodeSubmit)
-	p.Post("/reset-password/code/resend", h.resetCodeResend)
+	h.codes.Register(p, h.resetCode)
 	p.Get("/reset-password/new", h.resetNewPage)
 	p.Post("/reset-password/new", h.resetNewSubmit)
 
@@ -110,22 +112,19 @@ func codeError(err error) (string, bool) {
 		return "The security code is not right. Check it and try again.", true
 	case errors.Is(err, ErrCodeExpired):
 		return "This security code has expired or has been used. Ask for a new code.", true
-	case errors.Is(err, ErrTooManyCodes):
-		return "You have asked for too many security codes. Wait 15 minutes and try again.", true
-	case errors.Is(err, ErrSendFailed):
-		return "We could not send the security code. Try again.", true
 	}
 	return "", false
 }
-
-// CodeErrorMessage is codeError for other capabilities' code pages.
-func CodeErrorMessage(err error) (string, bool) { return codeError(err) }
 
 // emailError turns an error from sending email into a message.
 func emailError(err error) (string, bool) {
 	switch {
 	case errors.Is(err, ErrTooManyEmails):
-		return "We have sent too many emails to this address. Wait 15 minutes and try again.", true
+		var l *EmailLimitError
+		if errors.As(err, &l) && !l.RetryAt.IsZero() {
+			return "We have sent too many emails to this address. You can try again after " + ukTime(l.RetryAt) + ".", true
+		}
+		return "We have sent too many emails to this address. Wait a while and try again.", true
 	case errors.Is(err, ErrSendFailed):
 		return "We could not send the email. Try again.", true
 	}
@@ -190,20 +189,22 @@ func (accountView) Describe(ev audit.Event) string {
 }
 
 var eventWords = map[string][2]string{
-	"login.password":        {"Password entered", "Wrong password entered"},
-	"login.completed":       {"Logged in", ""},
-	"code.sent":             {"Security code sent", "Security code could not be sent"},
-	"code.verified":         {"Security code entered", ""},
-	"code.wrong":            {"Wrong security code entered", "Wrong security code entered"},
-	"code.expired":          {"Expired security code entered", "Expired security code entered"},
-	"code.rate_limited":     {"Too many security codes requested", "Too many security codes requested"},
-	"account.locked":        {"Account locked for 15 minutes after 5 wrong passwords", ""},
-	"signup.email_verified": {"Email address confirmed", ""},
-	"signup.completed":      {"Account created", ""},
-	"reset.requested":       {"Password reset requested", ""},
-	"reset.link_used":       {"Password reset link used", ""},
-	"reset.completed":       {"Password changed", ""},
-	"session.signed_out":    {"Signed out", ""},
+	"login.password":           {"Password entered", "Wrong password entered"},
+	"login.completed":          {"Logged in", ""},
+	"code.sent":                {"Security code sent", "Security code could not be sent"},
+	"code.verified":            {"Security code entered", ""},
+	"code.wrong":               {"Wrong security code entered", "Wrong security code entered"},
+	"code.expired":             {"Expired security code entered", "Expired security code entered"},
+	"code.rate_limited":        {"Too many security codes requested", "Too many security codes requested"},
+	"code.send_failed":         {"Security code could not be sent", "Security code could not be sent"},
+	"code.guess_limit_reached": {"Logins with a security code stopped after too many wrong codes", "Logins with a security code stopped after too many wrong codes"},
+	"account.locked":           {"Account locked for 15 minutes after 5 wrong passwords", ""},
+	"signup.email_verified":    {"Email address confirmed", ""},
+	"signup.completed":         {"Account created", ""},
+	"reset.requested":          {"Password reset requested", ""},
+	"reset.link_used":          {"Password reset link used", ""},
+	"reset.completed":          {"Password changed", ""},
+	"session.signed_out":       {"Signed out", ""},
 
 	"account.signed_out_everywhere":    {"Signed out of all devices", ""},
 	"remembered_browser.added":         {"Browser remembered", ""},
@@ -217,6 +218,7 @@ var eventWords = map[string][2]string{
 	"passkey.clone_detected":           {"Passkey blocked: it may have been copied", "Passkey blocked: it may have been copied"},
 	"device.renamed":                   {"Phone app renamed", ""},
 	"device.removed":                   {"Phone app removed", ""},
+	"oidc.grants_revoked":              {"Services you had logged in to must ask you to log in again", ""},
 	"companion.device_enrolled":        {"Phone app registered", "Phone app registration failed"},
 	"companion.device_unregistered":    {"Phone app unregistered", ""},
 	"authorize.code_issued":            {"Logged in to a service", ""},

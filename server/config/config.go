@@ -18,7 +18,10 @@ import (
 	"time"
 
 	"github.com/idlink/idlink/migrations"
+	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/secrets"
+	"github.com/idlink/idlink/server/sending"
+	"github.com/idlink/idlink/server/web"
 )
 
 // Environment names.
@@ -44,10 +47,14 @@ type Config struct {
 	NotifyBaseURL   string            // IDLINK_NOTIFY_BASE_URL
 	NotifyTemplates map[string]string // IDLINK_NOTIFY_TEMPLATES: kind=template-id,…
 
-	TermsVersion      string        // IDLINK_TERMS_VERSION
-	SessionIdle       time.Duration // IDLINK_SESSION_IDLE
-	SessionAbsolute   time.Duration // IDLINK_SESSION_ABSOLUTE
-	TrustedProxies    []string      // IDLINK_TRUSTED_PROXIES: comma-separated IPs or CIDRs
+	TermsVersion    string        // IDLINK_TERMS_VERSION
+	SessionIdle     time.Duration // IDLINK_SESSION_IDLE
+	SessionAbsolute time.Duration // IDLINK_SESSION_ABSOLUTE
+	TrustedProxies  []string      // IDLINK_TRUSTED_PROXIES: comma-separated IPs or CIDRs (with IDLINK_PROXY_HEADER)
+	// ProxyHeader is the header the trusted proxies write the client's
+	// address in: "" (none, the default: the connection's peer is the
+	// client), X-Forwarded-For or Forwarded (IDLINK_PROXY_HEADER).
+	ProxyHeader       string
 	MaxHashes         int           // IDLINK_MAX_CONCURRENT_HASHES: 0 = number of CPUs
 	AdminToken        string        // IDLINK_ADMIN_TOKEN: bearer token of the admin API
 	ShutdownTimeout   time.Duration // IDLINK_SHUTDOWN_TIMEOUT
@@ -93,6 +100,23 @@ type Config struct {
 	// MaxUpload bounds a photo ID upload (photo and video in one form)
 	// (IDLINK_MAX_UPLOAD_MB, default 64).
 	MaxUpload int
+
+	// Sending are the budgets of texts and emails (IDLINK_SMS_*,
+	// IDLINK_EMAIL_*; docs/SECURITY.md).
+	Sending sending.Limits
+	// CodeGuesses caps wrong security codes per account across resends
+	// (IDLINK_CODE_GUESSES, default 10/1h).
+	CodeGuesses ratelimit.Rate
+	// NotifyDeadline bounds one send to the provider, retries included
+	// (IDLINK_NOTIFY_DEADLINE, default 10s).
+	NotifyDeadline time.Duration
+	// MetricsAddr, when set, serves /metrics on a listener of its own and
+	// not on the main one (IDLINK_METRICS_ADDR).
+	MetricsAddr string
+	// MetricsToken, when set, is the bearer token /metrics asks for
+	// (IDLINK_METRICS_TOKEN). In production /metrics is served only on
+	// MetricsAddr or with a token.
+	MetricsToken string
 }
 
 // ErrInvalid is wrapped by every configuration error.
@@ -158,6 +182,13 @@ func Load(getenv func(string) string) (Config, error) {
 		if p = strings.TrimSpace(p); p != "" {
 			c.TrustedProxies = append(c.TrustedProxies, p)
 		}
+	}
+	loadAbuse(&c, get, bad)
+	if _, err := web.NewClientAddresses(c.ProxyHeader, c.TrustedProxies); err != nil {
+		bad("IDLINK_PROXY_HEADER and IDLINK_TRUSTED_PROXIES: %v", err)
+	}
+	if len(c.TrustedProxies) > 0 && c.ProxyHeader == "" {
+		bad("IDLINK_TRUSTED_PROXIES needs IDLINK_PROXY_HEADER (X-Forwarded-For or Forwarded): no proxy header is read by default")
 	}
 	switch c.NotifyProvider {
 	case "sandbox":
@@ -291,6 +322,11 @@ func Load(getenv func(string) string) (Config, error) {
 
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return c, fmt.Errorf("create data directory: %w", err)
+	}
+	// MkdirAll leaves an existing directory as it was: the data directory
+	// holds the key and the database, for this user only.
+	if err := os.Chmod(c.DataDir, 0o700); err != nil {
+		return c, fmt.Errorf("restrict the data directory: %w", err)
 	}
 	if c.SecretKey == nil { // development only, checked above
 		if c.SecretKey, err = devKey(filepath.Join(c.DataDir, "secret.key")); err != nil {

@@ -36,6 +36,10 @@ type Auth struct {
 	// LoginID is random per completed login, so a caller can tell a new
 	// login from the one it saw before (prompt=login).
 	LoginID string `json:"login_id"`
+	// DeviceID names the companion-app device whose credential made the
+	// login, if one did (fido_auth_response): grants issued from it are
+	// revoked when the device is removed.
+	DeviceID string `json:"device_id,omitempty"`
 }
 
 // Request asks the journey to sign someone in.
@@ -116,7 +120,7 @@ func New(accounts *account.Service, signups Signups, r *web.Renderer, log *audit
 		now = time.Now
 	}
 	j := &Journey{accounts: accounts, signups: signups, r: r, audit: log, metrics: m, now: now}
-	j.AddFactor(&smsFactor{j: j})
+	j.AddFactor(newSMSFactor(j))
 	return j
 }
 

@@ -2,19 +2,45 @@ package login
 
 import (
 	"context"
-	"net/http"
+	"net/url"
 
 	"github.com/gofiber/fiber/v3"
 
+	"github.com/idlink/idlink/device"
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/trust"
 	"github.com/idlink/idlink/server/web"
 )
 
-// smsFactor proves Cd with a 6-digit code texted to the account's phone.
-type smsFactor struct{ j *Journey }
+// smsFactor proves Cd with a 6-digit code texted to the account's phone,
+// on the one security-code page (account.CodePages).
+type smsFactor struct {
+	j     *Journey
+	codes *account.CodePages
+	flow  *account.CodeFlow
+}
 
 const smsName = "sms"
+
+func newSMSFactor(j *Journey) *smsFactor {
+	f := &smsFactor{j: j, codes: account.NewCodePages(j.accounts, j.r)}
+	f.flow = &account.CodeFlow{
+		Purpose: account.PurposeLogin, Path: "/login/code", BackLink: "/login", Restart: "/login",
+		Target: func(c fiber.Ctx) (account.CodeTarget, bool) {
+			acct, ok := j.AccountInProgress(c, smsName)
+			return account.CodeTarget{AccountID: acct.ID, Phone: acct.PhoneNumber()}, ok
+		},
+		Remember: func(fiber.Ctx) bool { return j.remember != nil },
+		Proved:   f.proved,
+		Stop: func(c fiber.Ctx) {
+			web.Sess(c).Delete(stateKey)
+			j.metrics.JourneysFinished.WithLabelValues("login", "code_guess_limit").Inc()
+		},
+		Others: f.others,
+		Notice: takeNotice,
+	}
+	return f
+}
 
 func (f *smsFactor) Name() string             { return smsName }
 func (f *smsFactor) Proves() trust.Credential { return trust.Cd }
@@ -24,65 +50,20 @@ func (f *smsFactor) Available(_ context.Context, acct account.Account) bool {
 }
 
 func (f *smsFactor) Begin(c fiber.Ctx, acct account.Account) error {
-	err := f.j.accounts.SendCode(c.Context(), web.Actor(c), account.PurposeLogin, acct.ID, acct.PhoneNumber(), acct.ID)
-	if msg, ok := account.CodeErrorMessage(err); ok {
-		v := f.view(acct)
-		v.Errors.Add("code", msg)
-		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
-	}
-	if err != nil {
-		return err
-	}
-	return redirect(c, "/login/code")
+	return f.codes.Send(c, f.flow, account.CodeTarget{AccountID: acct.ID, Phone: acct.PhoneNumber()})
 }
 
 func (f *smsFactor) Register(p web.Pages) {
-	p.Get("/login/code", f.page)
-	p.Post("/login/code", f.submit)
-	p.Post("/login/code/resend", f.resend)
+	f.codes.Register(p, f.flow)
+	p.Post("/login/code/other", f.other)
 }
 
-func (f *smsFactor) view(acct account.Account) web.View {
-	return web.View{Title: "Enter the security code", BackLink: "/login",
-		Data: codeData{SentTo: account.MaskPhone(acct.PhoneNumber()), Action: "/login/code", Resend: "/login/code/resend", Remember: f.j.remember != nil}}
-}
-
-// codeData is what the shared code page shows.
-type codeData struct {
-	SentTo, Action, Resend string
-	Remember               bool
-}
-
-func (f *smsFactor) page(c fiber.Ctx) error {
-	acct, ok := f.j.AccountInProgress(c, smsName)
-	if !ok {
-		return redirect(c, "/login")
-	}
-	v := f.view(acct)
-	v.Notice = takeNotice(c)
-	return f.j.r.Render(c, http.StatusOK, "code", v)
-}
-
-func (f *smsFactor) submit(c fiber.Ctx) error {
-	acct, ok := f.j.AccountInProgress(c, smsName)
-	if !ok {
-		return redirect(c, "/login")
-	}
-	v := f.view(acct)
-	code, valid := account.ParseCode(c.FormValue("code"))
-	if !valid {
-		v.Errors.Add("code", "Enter the 6-digit security code")
-		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
-	}
-	err := f.j.accounts.VerifyCode(c.Context(), web.Actor(c), account.PurposeLogin, acct.ID, code, acct.ID)
-	if msg, ok := account.CodeErrorMessage(err); ok {
-		v.Errors.Add("code", msg)
-		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
-	}
-	if err != nil {
-		return err
-	}
+func (f *smsFactor) proved(c fiber.Ctx, t account.CodeTarget) error {
 	if f.j.remember != nil && c.FormValue("remember") == "yes" {
+		acct, err := f.j.accounts.Account(c.Context(), t.AccountID)
+		if err != nil {
+			return err
+		}
 		if err := f.j.remember.rememberBrowser(c, acct); err != nil {
 			return err
 		}
@@ -90,20 +71,68 @@ func (f *smsFactor) submit(c fiber.Ctx) error {
 	return f.j.Proved(c, trust.Cd)
 }
 
-func (f *smsFactor) resend(c fiber.Ctx) error {
+// otherWayLabels are the buttons of the factors that can stand in for a
+// code when no text can be sent.
+var otherWayLabels = map[string]string{
+	approveName: "Approve the login with the idlink app on your phone",
+	passkeyName: "Log in with a passkey",
+}
+
+// others lists what else this account can use now: its app, its
+// passkeys (when they would complete this login), and a remembered
+// browser elsewhere.
+func (f *smsFactor) others(c fiber.Ctx, t account.CodeTarget) []account.OtherWay {
+	st, ok := f.j.load(c)
+	if !ok {
+		return nil
+	}
+	acct, err := f.j.accounts.Account(c.Context(), t.AccountID)
+	if err != nil {
+		return nil
+	}
+	var out []account.OtherWay
+	for _, g := range f.j.factors {
+		label, ok := otherWayLabels[g.Name()]
+		if !ok || !f.helps(st, g) || !f.j.available(c, g, st, acct) {
+			continue
+		}
+		out = append(out, account.OtherWay{Label: label, Action: "/login/code/other?factor=" + url.QueryEscape(g.Name())})
+	}
+	if f.j.remember != nil {
+		if lister, ok := f.j.remember.store.(interface {
+			ListRemembered(ctx context.Context, accountID string) ([]device.RememberedBrowser, error)
+		}); ok {
+			if bs, err := lister.ListRemembered(c.Context(), acct.ID); err == nil && len(bs) > 0 {
+				out = append(out, account.OtherWay{Label: "If you log in on a browser you asked us to remember, you will not need a code there."})
+			}
+		}
+	}
+	return out
+}
+
+// helps reports whether g proves something a wanted set still misses.
+func (f *smsFactor) helps(st state, g Factor) bool {
+	for _, want := range st.Want {
+		for _, missing := range st.Proven.Missing(want) {
+			if proves(g, missing) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// other moves the login from the code to another factor the page
+// offered.
+func (f *smsFactor) other(c fiber.Ctx) error {
 	acct, ok := f.j.AccountInProgress(c, smsName)
 	if !ok {
 		return redirect(c, "/login")
 	}
-	v := f.view(acct)
-	err := f.j.accounts.SendCode(c.Context(), web.Actor(c), account.PurposeLogin, acct.ID, acct.PhoneNumber(), acct.ID)
-	if msg, ok := account.CodeErrorMessage(err); ok {
-		v.Errors.Add("code", msg)
-		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
+	name := c.Query("factor")
+	if _, offered := otherWayLabels[name]; !offered {
+		return redirect(c, "/login/code")
 	}
-	if err != nil {
-		return err
-	}
-	v.Notice = "We have sent a new security code. Codes sent earlier no longer work."
-	return f.j.r.Render(c, http.StatusOK, "code", v)
+	account.ForgetCodeStatus(c, account.PurposeLogin)
+	return f.j.switchFactor(c, acct, name)
 }

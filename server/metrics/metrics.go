@@ -1,6 +1,7 @@
 // Package metrics defines the Prometheus metrics the server exports on
 // /metrics, on a registry of its own (no global state): HTTP requests and
-// latencies, journeys started and finished, security codes sent, lockouts.
+// latencies, journeys started and finished, security codes sent, lockouts, texts
+// and emails sent and refused.
 package metrics
 
 import (
@@ -18,6 +19,10 @@ type Metrics struct {
 	CodesSent        *prometheus.CounterVec   // by purpose, result
 	Lockouts         prometheus.Counter
 	PDSChecks        *prometheus.CounterVec // per-login PDS checks by outcome
+	Sends            *prometheus.CounterVec // texts and emails by channel, result (sent, failed)
+	SendRefused      *prometheus.CounterVec // sends refused by channel, budget
+	CeilingReached   *prometheus.CounterVec // texts refused by the overall ceiling, by tier (signup, all)
+	CodeGuessLimits  prometheus.Counter     // accounts that reached the wrong-code cap
 }
 
 // Inc counts one per-login PDS check with its outcome (identity.Counter).
@@ -50,8 +55,21 @@ func New() *Metrics {
 		PDSChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idlink_pds_login_checks_total", Help: "PDS checks at login by outcome (ok, no_record, unavailable, not_found, deceased).",
 		}, []string{"outcome"}),
+		Sends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_sends_total", Help: "Texts and emails handed to the provider, by channel and result (sent, failed).",
+		}, []string{"channel", "result"}),
+		SendRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_sends_refused_total", Help: "Texts and emails refused before the provider, by channel and budget (docs/SECURITY.md).",
+		}, []string{"channel", "budget"}),
+		CeilingReached: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_sms_ceiling_reached_total", Help: "Texts refused by the overall ceiling, by tier (signup: sign-up texts past their share; all: every text).",
+		}, []string{"tier"}),
+		CodeGuessLimits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "idlink_code_guess_limits_total", Help: "Accounts whose logins stopped after too many wrong security codes.",
+		}),
 	}
 	m.Registry.MustRegister(m.Requests, m.Latency, m.JourneysStarted, m.JourneysFinished, m.CodesSent, m.Lockouts, m.PDSChecks,
+		m.Sends, m.SendRefused, m.CeilingReached, m.CodeGuessLimits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

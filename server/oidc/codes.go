@@ -53,6 +53,9 @@ type Grant struct {
 	// request had none (allowed only for confidential clients).
 	CodeChallenge       string
 	CodeChallengeMethod string
+	// DeviceID names the companion-app device whose credential made the
+	// login, if one did: removing the device revokes the grant.
+	DeviceID string
 }
 
 // ValidateCodeChallenge checks the PKCE parameters of an authorization
@@ -94,10 +97,11 @@ type grantRow struct {
 	RevokedAt           *time.Time `db:"revoked_at"`
 	CreatedAt           time.Time  `db:"created_at"`
 	ExpiresAt           time.Time  `db:"expires_at"`
+	DeviceID            *string    `db:"device_id"`
 }
 
 const grantColumns = `id, code_hash, client_id, account_id, subject, redirect_uri, scopes, nonce, vot, vtr, credentials,
-	auth_time, code_challenge, code_challenge_method, code_expires_at, code_used_at, revoked_at, created_at, expires_at`
+	auth_time, code_challenge, code_challenge_method, code_expires_at, code_used_at, revoked_at, created_at, expires_at, device_id`
 
 func (g *grantRow) scopes() []string { return strings.Fields(g.Scopes) }
 
@@ -174,9 +178,13 @@ func (s *Server) IssueCode(ctx context.Context, g Grant) (string, error) {
 	}
 	code := secrets.NewToken()
 	expires := now.Add(s.cfg.CodeLifetime)
+	var deviceID *string
+	if g.DeviceID != "" {
+		deviceID = &g.DeviceID
+	}
 	_, err = s.db.NamedExecContext(ctx, `INSERT INTO oidc_grants (`+grantColumns+`) VALUES
 		(:id, :code_hash, :client_id, :account_id, :subject, :redirect_uri, :scopes, :nonce, :vot, :vtr, :credentials,
-		 :auth_time, :code_challenge, :code_challenge_method, :code_expires_at, :code_used_at, :revoked_at, :created_at, :expires_at)`,
+		 :auth_time, :code_challenge, :code_challenge_method, :code_expires_at, :code_used_at, :revoked_at, :created_at, :expires_at, :device_id)`,
 		grantRow{
 			ID:                  secrets.NewID(),
 			CodeHash:            s.keyring.MAC(macCode, code),
@@ -197,6 +205,7 @@ func (s *Server) IssueCode(ctx context.Context, g Grant) (string, error) {
 			// Long enough for anything issued from the code, so that
 			// redeeming it changes no index.
 			ExpiresAt: expires.Add(s.grantLifetime(client)),
+			DeviceID:  deviceID,
 		})
 	if err != nil {
 		return "", fmt.Errorf("store authorization code: %w", err)
@@ -306,6 +315,30 @@ func (s *Server) RevokeAccount(ctx context.Context, accountID string) (int64, er
 		return 0, fmt.Errorf("revoke account grants: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// RevokeDevice revokes every grant that came from a login made with the
+// companion-app device deviceID (its refresh tokens are refused, its
+// access tokens rejected): call it when the device is removed. It
+// returns how many grants it revoked.
+func (s *Server) RevokeDevice(ctx context.Context, deviceID string) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE oidc_grants SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL`), s.now(), deviceID)
+	if err != nil {
+		return 0, fmt.Errorf("revoke device grants: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// RevokeGrant revokes one grant (an enrolment token once it has enrolled
+// a device). It reports whether this call revoked it: false when it was
+// revoked already, so of two concurrent callers exactly one gets true.
+func (s *Server) RevokeGrant(ctx context.Context, grantID string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE oidc_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`), s.now(), grantID)
+	if err != nil {
+		return false, fmt.Errorf("revoke grant: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // pkceMatches checks an S256 code_verifier against its challenge.

@@ -111,7 +111,7 @@ func (a *Authorize) fidoSignIn(c fiber.Ctx, client *Client, raw string) *authzEr
 	s.Renew()
 	s.SetAccount(cred.AccountID)
 	s.Put(web.SignedInKey, login.Auth{AccountID: cred.AccountID, Credentials: creds,
-		AuthTime: a.s.now().Truncate(time.Second), LoginID: secrets.NewID()})
+		AuthTime: a.s.now().Truncate(time.Second), LoginID: secrets.NewID(), DeviceID: cred.DeviceID})
 	detail := map[string]any{"client_id": client.ID, "kind": cred.Kind, "credentials": creds}
 	if cred.DeviceID != "" {
 		detail["device_id"] = cred.DeviceID
