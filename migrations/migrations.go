@@ -174,6 +174,9 @@ func OpenWith(ctx context.Context, rawURL string, o Options) (*sqlx.DB, error) {
 				return nil, fmt.Errorf("create database directory: %w", err)
 			}
 		}
+		if err := restrictFile(path); err != nil {
+			return nil, err
+		}
 		// WAL lets readers run beside the single writer; busy_timeout makes
 		// writers queue instead of failing; _txlock=immediate takes the write
 		// lock at BEGIN so two transactions never deadlock upgrading. The
@@ -192,6 +195,28 @@ func OpenWith(ctx context.Context, rawURL string, o Options) (*sqlx.DB, error) {
 		}
 		return db, nil
 	}
+}
+
+// restrictFile creates the SQLite file readable by this user only (0600)
+// before SQLite opens it, and restricts an existing one and its journal
+// files: SQLite gives the journals the database file's mode.
+func restrictFile(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file::memory:") {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create sqlite database %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create sqlite database %s: %w", path, err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("restrict sqlite database %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // OpenMigrated opens the database and brings its schema up to date.

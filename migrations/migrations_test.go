@@ -2,6 +2,8 @@ package migrations_test
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -77,4 +79,33 @@ func TestConcurrentMigrationsApplyOnce(t *testing.T) {
 func TestOpenRejectsUnknownScheme(t *testing.T) {
 	_, err := migrations.Open(context.Background(), "mysql://root@localhost/x")
 	require.ErrorIs(t, err, migrations.ErrUnsupportedURL)
+}
+
+// The SQLite file and its journals are readable by this user only.
+func TestSQLiteFileIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "idlink.db")
+	db, err := migrations.OpenMigrated(context.Background(), "sqlite:"+path)
+	require.NoError(t, err)
+	defer db.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) && p != path {
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), p)
+	}
+	fi, err := os.Stat(filepath.Dir(path))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+
+	// A file made world-readable earlier is restricted when opened.
+	db.Close()
+	require.NoError(t, os.Chmod(path, 0o644))
+	again, err := migrations.Open(context.Background(), "sqlite:"+path)
+	require.NoError(t, err)
+	defer again.Close()
+	fi, err = os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 }

@@ -104,7 +104,7 @@ func (s *Server) pushBench(c fiber.Ctx) error {
 		return c.Status(http.StatusBadRequest).JSON(fiber.Map{"error": "invalid_request",
 			"error_description": "account_ids must hold 1 to 100000 ids and rate must be 1 to 5000 per second"})
 	}
-	ip := c.IP()
+	ip := web.ClientIP(c)
 	c.Set(fiber.HeaderContentType, "application/x-ndjson")
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.SendStreamWriter(func(w *bufio.Writer) {

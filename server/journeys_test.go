@@ -99,10 +99,14 @@ func TestSignupErrors(t *testing.T) {
 			require.Len(t, got.Errors(), 1, bad)
 			require.Equal(t, "Enter your mobile phone number", got.H1())
 		}
-		p = b.Submit(p, "/create-account/phone", map[string]string{"phone": "+33 6 12 34 56 78"})
+		// Texts go to UK mobiles only, unless IDLINK_SMS_COUNTRIES allows
+		// more (TestInternationalNumbersByAllowList).
+		got = b.Submit(p, "/create-account/phone", map[string]string{"phone": "+33 6 12 34 56 78"})
+		require.Equal(t, []string{"Enter a UK mobile phone number. We cannot send security codes to this country."}, got.Errors())
+		p = b.Submit(p, "/create-account/phone", map[string]string{"phone": "07700 900 321"})
 		got = b.Submit(p, "/create-account/code", map[string]string{"code": "12ab56"})
 		require.Equal(t, []string{"Enter the 6-digit security code"}, got.Errors())
-		code := s.CodeFor(t, "+33612345678", "signup_code")
+		code := s.CodeFor(t, "+447700900321", "signup_code")
 		wrong := "000000"
 		if code == wrong {
 			wrong = "111111"
@@ -111,7 +115,28 @@ func TestSignupErrors(t *testing.T) {
 		require.Equal(t, []string{"The security code is not right. Check it and try again."}, got.Errors())
 		got = b.Submit(p, "/create-account/code", map[string]string{"code": code})
 		require.Equal(t, "Your account", got.H1())
-		require.Equal(t, "+33 6 12 34 56 78", got.Text("account-phone"), "international numbers are shown internationally")
+		require.Equal(t, "07700 900321", got.Text("account-phone"), "UK numbers are shown in national format")
+	})
+}
+
+// A country on IDLINK_SMS_COUNTRIES gets texts; its numbers are stored
+// E.164.
+func TestInternationalNumbersByAllowList(t *testing.T) {
+	dbtest.EachURL(t, func(t *testing.T, dbURL string) {
+		s := servertest.Start(t, dbURL, map[string]string{"IDLINK_SMS_COUNTRIES": "FR,IE"}, server.Options{})
+		p := s.CreateAccount(t, s.NewBrowser(t), "amelie@example.org", pw, "+33 6 12 34 56 78")
+		require.Equal(t, "Your account", p.H1())
+		require.Equal(t, "+33 6 12 34 56 78", p.Text("account-phone"), "international numbers are shown internationally")
+		b := s.NewBrowser(t)
+		p = b.Get("/create-account")
+		p = b.Submit(p, "/create-account/email", map[string]string{"email": "moldova@example.org"})
+		p = b.Submit(p, "/create-account/password", map[string]string{"password": pw})
+		b.Submit(p, "/create-account/terms", map[string]string{"terms": "accept"})
+		p = b.Get(s.Latest(t, "moldova@example.org", "signup_verify_email").Link)
+		p = b.Submit(p, "/create-account/verify", nil)
+		got := b.Submit(p, "/create-account/phone", map[string]string{"phone": "+373 621 12345"})
+		require.Equal(t, []string{"Enter a UK mobile phone number. We cannot send security codes to this country."}, got.Errors(),
+			"a destination common in toll fraud, not on the list")
 	})
 }
 

@@ -41,6 +41,7 @@ import (
 	"github.com/idlink/idlink/server/password"
 	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/secrets"
+	"github.com/idlink/idlink/server/sending"
 	"github.com/idlink/idlink/server/web"
 )
 
@@ -66,6 +67,8 @@ type Server struct {
 	Metrics  *metrics.Metrics
 	Audit    *audit.Log
 	Accounts *account.Service
+	// Sending applies the text and email budgets (package sending).
+	Sending  *sending.Sender
 	Login    *login.Journey
 	Sessions *web.Sessions
 	Renderer *web.Renderer
@@ -92,6 +95,11 @@ type Server struct {
 	// GP is the GP linkage sandbox.
 	PDSSandbox *pds.Sandbox
 	GP         *gp.Sandbox
+
+	// clients decides each request's client address.
+	clients *web.ClientAddresses
+	// MetricsApp serves /metrics on IDLINK_METRICS_ADDR (nil when unset).
+	MetricsApp *fiber.App
 
 	bg     sync.WaitGroup
 	stopBg context.CancelFunc
@@ -125,13 +133,6 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*Server, error) {
 		}
 	}
 	return s, nil
-}
-
-func proxyHeader(cfg config.Config) string {
-	if len(cfg.TrustedProxies) > 0 {
-		return fiber.HeaderXForwardedFor
-	}
-	return ""
 }
 
 // Config returns the configuration the server was built with.
@@ -187,7 +188,7 @@ func (s *Server) observe(c fiber.Ctx) error {
 		level = slog.LevelError
 	}
 	s.log.Log(c.Context(), level, "request", "request_id", rid, "method", c.Method(), "path", c.Path(),
-		"route", route, "status", status, "duration_ms", float64(elapsed.Microseconds())/1000, "ip", c.IP())
+		"route", route, "status", status, "duration_ms", float64(elapsed.Microseconds())/1000, "ip", web.ClientIP(c))
 	return nil
 }
 
@@ -296,6 +297,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		errc <- s.App.Listener(ln, fiber.ListenConfig{DisableStartupMessage: true})
 	}()
+	if s.MetricsApp != nil {
+		mln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			stop()
+			_ = s.App.Shutdown()
+			s.bg.Wait()
+			return fmt.Errorf("listen on IDLINK_METRICS_ADDR %s: %w", s.cfg.MetricsAddr, err)
+		}
+		s.log.Info("metrics listener", "addr", mln.Addr().String())
+		go func() {
+			if err := s.MetricsApp.Listener(mln, fiber.ListenConfig{DisableStartupMessage: true}); err != nil {
+				s.log.Error("metrics listener stopped", "error", err)
+			}
+		}()
+	}
 	if s.StreamApp != nil {
 		sln, err := net.Listen("tcp", s.cfg.StreamAddr)
 		if err != nil {
@@ -326,6 +342,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	if s.StreamApp != nil {
 		_ = s.StreamApp.ShutdownWithContext(sctx)
+	}
+	if s.MetricsApp != nil {
+		_ = s.MetricsApp.ShutdownWithContext(sctx)
 	}
 	err := s.App.ShutdownWithContext(sctx)
 	stop()
@@ -408,7 +427,8 @@ func (s *Server) purge(ctx context.Context) {
 	} else if n > 0 {
 		s.log.Info("PDS checks retried", "accounts", n)
 	}
-	if _, err := ratelimit.New(s.DB, s.now).PurgeExpired(ctx, 24*time.Hour); err != nil {
+	keep := max(24*time.Hour, s.cfg.Sending.LongestWindow(), s.cfg.CodeGuesses.Per)
+	if _, err := ratelimit.New(s.DB, s.now).PurgeExpired(ctx, keep); err != nil {
 		s.log.Warn("purge rate counters", "error", err)
 	}
 }

@@ -101,7 +101,7 @@ func TestAssertedLoginIsSingleSignOnOnly(t *testing.T) {
 		// Logging in on idlink (here, for the enrolment) makes it a full
 		// session.
 		p = s.LogIn(t, b, b.Get("/login"), ssoEmail, pw, phone)
-		require.Equal(t, "Share your details with idlink companion app", p.H1())
+		require.Equal(t, "Set up the app on this phone", p.H1())
 		require.Equal(t, "Your account", b.Get("/account").H1())
 		require.Equal(t, 1, s.SignIns(t, e.person, "password+sms"))
 	})

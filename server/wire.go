@@ -6,13 +6,11 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v3"
-	"github.com/gofiber/fiber/v3/middleware/adaptor"
 	"github.com/gofiber/fiber/v3/middleware/recover"
 	"github.com/gofiber/fiber/v3/middleware/static"
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/idlink/idlink/device"
 	"github.com/idlink/idlink/fido"
@@ -37,6 +35,7 @@ import (
 	"github.com/idlink/idlink/server/password"
 	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/secrets"
+	"github.com/idlink/idlink/server/sending"
 	"github.com/idlink/idlink/server/settings"
 	"github.com/idlink/idlink/server/web"
 )
@@ -72,8 +71,11 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 	if params == (password.Params{}) {
 		params = password.DefaultParams
 	}
-	s.Accounts = account.NewService(account.Config{Issuer: cfg.Issuer, TermsVersion: cfg.TermsVersion, Development: cfg.Dev()},
-		db, keys, password.NewHasher(params, cfg.MaxHashes), sender, ratelimit.New(db, opt.Now), s.Audit, s.Metrics, opt.Now)
+	limiter := ratelimit.New(db, opt.Now)
+	s.Sending = sending.New(sending.Config{Limits: cfg.Sending, Deadline: cfg.NotifyDeadline, AllowDrama: cfg.Dev()},
+		sender, limiter, keys, s.Metrics, opt.Logger, opt.Now)
+	s.Accounts = account.NewService(account.Config{Issuer: cfg.Issuer, TermsVersion: cfg.TermsVersion, Development: cfg.Dev(), CodeGuesses: cfg.CodeGuesses},
+		db, keys, password.NewHasher(params, cfg.MaxHashes), s.Sending, limiter, s.Audit, s.Metrics, opt.Now)
 	if err := s.buildDevices(keys); err != nil {
 		return nil, err
 	}
@@ -99,7 +101,11 @@ func build(cfg config.Config, db *sqlx.DB, opt Options) (*Server, error) {
 		return nil, fmt.Errorf("closure: %w", err)
 	}
 	s.Login = s.buildLogin()
+	if s.clients, err = web.NewClientAddresses(cfg.ProxyHeader, cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("client addresses: %w", err)
+	}
 	s.App = s.newApp()
+	s.registerMetrics()
 	if err := s.mount(people); err != nil {
 		return nil, err
 	}
@@ -303,12 +309,10 @@ func (s *Server) newApp() *fiber.App {
 		ReadTimeout:    15 * time.Second,
 		WriteTimeout:   30 * time.Second,
 		IdleTimeout:    60 * time.Second,
-		TrustProxy:     len(s.cfg.TrustedProxies) > 0,
-		TrustProxyConfig: fiber.TrustProxyConfig{
-			Proxies: s.cfg.TrustedProxies,
-		},
-		ProxyHeader: proxyHeader(s.cfg),
+		// No TrustProxy: the client address is web.ClientAddresses's
+		// decision alone (IDLINK_PROXY_HEADER, IDLINK_TRUSTED_PROXIES).
 	})
+	app.Use(s.clients.Middleware())
 	app.Use(s.observe)
 	app.Use(overload.New(overloadConfig(s.cfg), shedCounter{s.Metrics}).Middleware())
 	app.Use(limitBody(1<<20, s.cfg.MaxUpload, "/prove/photo"))
@@ -318,7 +322,6 @@ func (s *Server) newApp() *fiber.App {
 	app.Use(web.SecurityHeaders(s.cfg.HTTPS()))
 	app.Get("/healthz", func(c fiber.Ctx) error { return c.SendString("ok") })
 	app.Get("/readyz", s.ready)
-	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{})))
 	app.Use("/assets", static.New("", static.Config{FS: web.Static(), MaxAge: 86400}))
 	return app
 }
@@ -330,8 +333,8 @@ func (s *Server) mount(people *people) error {
 	securitySettings := settings.New(settings.Deps{
 		Login: s.Login, Accounts: s.Accounts, Devices: s.Devices, FIDO: s.FIDO,
 		Sessions: s.Sessions, Renderer: s.Renderer, Audit: s.Audit, Secure: s.cfg.HTTPS(),
-		DeviceRemoved: s.Push.DeviceRemoved,
-		RecentLogin:   s.cfg.RecentLogin, Now: s.now,
+		DeviceRemoved: s.Push.DeviceRemoved, Grants: s.OIDC,
+		RecentLogin: s.cfg.RecentLogin, Now: s.now,
 		PhoneMatch: s.Identity, Sharing: s.OIDC, Closer: s.Closure,
 	})
 	accountPages := account.NewHandlers(account.HandlerDeps{Service: s.Accounts, Renderer: s.Renderer, SignIn: s.Login,
@@ -341,7 +344,7 @@ func (s *Server) mount(people *people) error {
 		Tokens: s.OIDC, People: people, Devices: s.Devices, FIDO: s.FIDO,
 		Limiter: ratelimit.New(s.DB, s.now), Audit: s.Audit, Logger: s.log,
 		Approvals: s.Push, Stream: s.Push.Hub(),
-		Notices: s.Accounts,
+		Notices: s.Accounts, Now: s.now,
 	})
 	if err != nil {
 		return fmt.Errorf("companion api: %w", err)
@@ -386,9 +389,8 @@ func (s *Server) newStreamApp(api *companion.API) *fiber.App {
 		// at all (measured: 16 KiB less per idle socket).
 		ReadBufferSize: streamReadBuffer, WriteBufferSize: streamReadBuffer, ReduceMemoryUsage: true,
 		ReadTimeout: 15 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second,
-		TrustProxy: len(s.cfg.TrustedProxies) > 0, TrustProxyConfig: fiber.TrustProxyConfig{Proxies: s.cfg.TrustedProxies},
-		ProxyHeader: proxyHeader(s.cfg),
 	})
+	app.Use(s.clients.Middleware())
 	app.Use(s.observe)
 	app.Use(web.SecurityHeaders(s.cfg.HTTPS()))
 	app.Get("/healthz", func(c fiber.Ctx) error { return c.SendString("ok") })

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -22,17 +23,17 @@ import (
 	"github.com/idlink/idlink/server/password"
 	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/secrets"
+	"github.com/idlink/idlink/server/sending"
 )
 
 // Lifetimes of emailed links.
 const (
 	SignupLinkLifetime = 24 * time.Hour
 	ResetLinkLifetime  = time.Hour
-	EmailsPerWindow    = 5 // emails to one address per CodeWindow
 )
 
 // ErrTooManyEmails is returned when an address has been sent too many
-// emails recently.
+// emails recently (the budgets of package sending).
 var ErrTooManyEmails = errors.New("too many emails sent to this address")
 
 // Config is what the account capability needs from configuration.
@@ -40,7 +41,14 @@ type Config struct {
 	Issuer       string // public base URL, for links in emails
 	TermsVersion string // the version of the terms a new account accepts
 	Development  bool   // accept Ofcom drama numbers for the sandbox
+	// CodeGuesses caps the wrong security codes of an account across
+	// resends; zero means DefaultCodeGuesses.
+	CodeGuesses ratelimit.Rate
 }
+
+// DefaultCodeGuesses is the wrong-code cap when Config leaves it zero: ten
+// wrong codes an hour, whatever they were for.
+var DefaultCodeGuesses = ratelimit.Rate{N: 10, Per: time.Hour}
 
 // Service is the account capability's Go API. It is safe for concurrent use.
 type Service struct {
@@ -48,7 +56,7 @@ type Service struct {
 	st      *store
 	keys    *secrets.Keyring
 	hasher  *password.Hasher
-	sender  notify.Sender
+	sender  *sending.Sender
 	limiter *ratelimit.Limiter
 	audit   *audit.Log
 	metrics *metrics.Metrics
@@ -60,11 +68,15 @@ type Service struct {
 	wg     sync.WaitGroup
 }
 
-// NewService wires the account capability.
-func NewService(cfg Config, db *sqlx.DB, keys *secrets.Keyring, hasher *password.Hasher, sender notify.Sender,
+// NewService wires the account capability. Every text and email goes
+// through sender, which applies the sending budgets.
+func NewService(cfg Config, db *sqlx.DB, keys *secrets.Keyring, hasher *password.Hasher, sender *sending.Sender,
 	limiter *ratelimit.Limiter, log *audit.Log, m *metrics.Metrics, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
+	}
+	if cfg.CodeGuesses.N == 0 {
+		cfg.CodeGuesses = DefaultCodeGuesses
 	}
 	bg, stop := context.WithCancel(context.Background())
 	return &Service{cfg: cfg, st: &store{db: db, now: now}, keys: keys, hasher: hasher, sender: sender,
@@ -276,45 +288,101 @@ func (s *Service) CheckNewPassword(ctx context.Context, email, pw string) (strin
 
 // ---- security codes ----
 
-// SendCode texts a new security code for (purpose, subject) to phone,
-// voiding any earlier code for the same subject. At most CodesPerWindow
-// codes go to one number per CodeWindow (ErrTooManyCodes); a provider
-// failure gives ErrSendFailed and the person can simply ask again.
+// SendCode texts a new security code for (purpose, subject) to phone.
+// The code is stored, and earlier codes for the subject voided, only once
+// the provider has accepted the text: a failed send leaves an earlier
+// code working and uses no budget. Refusals are *CodeSendError: the
+// sending budgets are used up (it matches ErrTooManyCodes and says when
+// to try again), or the provider failed (ErrSendFailed). A number in a
+// country texts may not go to gives ErrPhoneCountry.
 func (s *Service) SendCode(ctx context.Context, a audit.Actor, purpose Purpose, subject, phone, accountID string) error {
-	allowed, err := s.limiter.Take(ctx, "code:"+phone, CodesPerWindow, CodeWindow)
-	if err != nil {
-		return err
+	code, id := secrets.NewDigits(CodeLength), secrets.NewID()
+	who := accountID
+	if who == "" {
+		who = subject
 	}
-	if !allowed {
+	client, _ := netip.ParseAddr(a.IP)
+	err := s.sender.SendText(ctx, sending.Text{
+		Purpose: sendingPurpose(purpose), AccountID: who, Client: client,
+		Message: notify.Message{
+			To: phone, Kind: codeKind(purpose), Code: code,
+			Text: fmt.Sprintf("Your idlink security code is %s. It expires in %d minutes. Do not share it with anyone.", code, int(CodeLifetime.Minutes())),
+		},
+	})
+	var (
+		limited *sending.Limited
+		failed  *sending.Failed
+	)
+	switch {
+	case errors.As(err, &limited):
 		s.metrics.CodesSent.WithLabelValues(string(purpose), "rate_limited").Inc()
-		if err := s.record(ctx, a, "code.rate_limited", audit.Failure, accountID, map[string]any{"purpose": purpose}); err != nil {
-			return err
-		}
-		return ErrTooManyCodes
-	}
-	code, err := s.st.issueCode(ctx, s, purpose, subject, phone)
-	if err != nil {
-		return err
-	}
-	msg := notify.Message{
-		Channel: notify.SMS, To: phone, Kind: codeKind(purpose), Code: code,
-		Text: fmt.Sprintf("Your idlink security code is %s. It expires in %d minutes. Do not share it with anyone.", code, int(CodeLifetime.Minutes())),
-	}
-	if err := s.sender.Send(ctx, msg); err != nil {
-		s.metrics.CodesSent.WithLabelValues(string(purpose), "failed").Inc()
-		if aerr := s.record(ctx, a, "code.send_failed", audit.Failure, accountID, map[string]any{"purpose": purpose, "error": err.Error()}); aerr != nil {
+		if aerr := s.record(ctx, a, "code.rate_limited", audit.Failure, accountID, map[string]any{"purpose": purpose, "budgets": limited.Budgets}); aerr != nil {
 			return aerr
 		}
-		return fmt.Errorf("%w: %w", ErrSendFailed, err)
+		return &CodeSendError{Limited: true, RetryAt: limited.RetryAt, Err: limited}
+	case errors.Is(err, sending.ErrDestination):
+		return ErrPhoneCountry
+	case errors.As(err, &failed):
+		s.metrics.CodesSent.WithLabelValues(string(purpose), "failed").Inc()
+		if aerr := s.record(ctx, a, "code.send_failed", audit.Failure, accountID, map[string]any{"purpose": purpose, "error": failed.Err.Error()}); aerr != nil {
+			return aerr
+		}
+		return &CodeSendError{RetryAt: failed.RetryAt, Err: failed}
+	case err != nil:
+		return err
+	}
+	// Accepted: from now on this code is the one that works.
+	if err := s.st.storeCode(context.WithoutCancel(ctx), s, id, code, purpose, subject, phone); err != nil {
+		return err
 	}
 	s.metrics.CodesSent.WithLabelValues(string(purpose), "sent").Inc()
 	return s.record(ctx, a, "code.sent", audit.Success, accountID, map[string]any{"purpose": purpose})
 }
 
-// VerifyCode checks a code typed by the person and uses it. Wrong codes
-// give ErrCodeWrong (the error text says how many tries are left); a code
-// that has expired, been used, or had CodeMaxAttempts wrong tries gives
-// ErrCodeExpired.
+func sendingPurpose(p Purpose) sending.Purpose {
+	switch p {
+	case PurposeLogin:
+		return sending.Login
+	case PurposeReset:
+		return sending.Reset
+	}
+	return sending.Signup
+}
+
+// CodeSendError says why no security code was sent: the sending budgets
+// are used up (Limited; it matches ErrTooManyCodes) or the provider did
+// not accept the text (it matches ErrSendFailed). RetryAt, when set, is
+// when asking again can succeed.
+type CodeSendError struct {
+	Limited bool
+	RetryAt time.Time
+	Err     error
+}
+
+func (e *CodeSendError) Error() string {
+	if e.Limited {
+		return ErrTooManyCodes.Error() + ": " + e.Err.Error()
+	}
+	return ErrSendFailed.Error() + ": " + e.Err.Error()
+}
+
+// Is matches ErrTooManyCodes or ErrSendFailed.
+func (e *CodeSendError) Is(target error) bool {
+	return (e.Limited && target == ErrTooManyCodes) || (!e.Limited && target == ErrSendFailed)
+}
+
+// Unwrap gives the sending error.
+func (e *CodeSendError) Unwrap() error { return e.Err }
+
+// VerifyCode checks a code typed by the person. Wrong codes give
+// ErrCodeWrong (the error text says how many tries are left); a code that
+// has expired, been used, or had CodeMaxAttempts wrong tries gives
+// ErrCodeExpired. Wrong codes are also capped per account across resends
+// (Config.CodeGuesses): the wrong code that reaches the cap, and every
+// check after it until the window closes, gives ErrTooManyGuesses (the
+// later ones without comparing), and the person is emailed once. Guesses
+// racing the last ones before the cap can add at most the live code's
+// remaining tries (each code takes at most CodeMaxAttempts, atomically).
 func (s *Service) VerifyCode(ctx context.Context, a audit.Actor, purpose Purpose, subject, code, accountID string) error {
 	use, err := s.CheckCode(ctx, a, purpose, subject, code, accountID)
 	if err != nil {
@@ -338,6 +406,22 @@ func (s *Service) CheckCode(ctx context.Context, a audit.Actor, purpose Purpose,
 		}
 		return r
 	}, code)
+	who := accountID
+	if who == "" {
+		who = subject
+	}
+	guessKey := "code-guesses:" + who
+	// A right code costs one read: only wrong codes are counted.
+	guesses, err := s.limiter.Count(ctx, guessKey, s.cfg.CodeGuesses.Per)
+	if err != nil {
+		return nil, err
+	}
+	if guesses >= s.cfg.CodeGuesses.N {
+		if aerr := s.record(ctx, a, "code.guess_limit", audit.Failure, accountID, map[string]any{"purpose": purpose}); aerr != nil {
+			return nil, aerr
+		}
+		return nil, ErrTooManyGuesses
+	}
 	id, left, err := s.st.checkCode(ctx, s, purpose, subject, code)
 	switch {
 	case err == nil:
@@ -351,6 +435,16 @@ func (s *Service) CheckCode(ctx context.Context, a audit.Actor, purpose Purpose,
 		if aerr := s.record(ctx, a, "code.wrong", audit.Failure, accountID, map[string]any{"purpose": purpose, "tries_left": left}); aerr != nil {
 			return nil, aerr
 		}
+		n, err := s.limiter.Add(ctx, guessKey, s.cfg.CodeGuesses.Per)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case n == s.cfg.CodeGuesses.N: // exactly one request sees this
+			return nil, s.guessLimitReached(ctx, a, purpose, accountID)
+		case n > s.cfg.CodeGuesses.N:
+			return nil, ErrTooManyGuesses
+		}
 		if left == 0 {
 			return nil, ErrCodeExpired
 		}
@@ -363,6 +457,45 @@ func (s *Service) CheckCode(ctx context.Context, a audit.Actor, purpose Purpose,
 	default:
 		return nil, err
 	}
+}
+
+// ErrTooManyGuesses: the account has had too many wrong security codes;
+// logins and resets with a code stop until the window closes.
+var ErrTooManyGuesses = errors.New("too many wrong security codes for this account")
+
+// guessLimitReached records and announces the wrong guess that reached the
+// cap: exactly one request sees it, however many race.
+func (s *Service) guessLimitReached(ctx context.Context, a audit.Actor, purpose Purpose, accountID string) error {
+	s.metrics.CodeGuessLimits.Inc()
+	if err := s.record(ctx, a, "code.guess_limit_reached", audit.Failure, accountID,
+		map[string]any{"purpose": purpose, "guesses": s.cfg.CodeGuesses.N, "window": s.cfg.CodeGuesses.Per.String()}); err != nil {
+		return err
+	}
+	if accountID != "" {
+		text := fmt.Sprintf("Someone entered %d wrong security codes for your idlink account, so we have stopped logins with a security code for %s. "+
+			"If this was not you, someone may know your password: reset it now. If it was you, wait and try again, or log in with the idlink app or a passkey.",
+			s.cfg.CodeGuesses.N, humanDuration(s.cfg.CodeGuesses.Per))
+		if err := s.SendSecurityAlert(ctx, a, accountID, "code_guess_limit", text); err != nil &&
+			!errors.Is(err, ErrSendFailed) && !errors.Is(err, ErrTooManyEmails) {
+			return err
+		}
+	}
+	return ErrTooManyGuesses
+}
+
+// humanDuration writes a window as people say it: "1 hour", "15 minutes".
+func humanDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0 && d == time.Hour:
+		return "1 hour"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d hours", int(d/time.Hour))
+	case d%time.Minute == 0 && d == time.Minute:
+		return "1 minute"
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d minutes", int(d/time.Minute))
+	}
+	return d.String()
 }
 
 // WrongCodeError is a wrong code with tries left; it matches ErrCodeWrong.
@@ -386,23 +519,32 @@ func codeKind(p Purpose) notify.Kind {
 
 // ---- email ----
 
-// sendEmail sends one email, at most EmailsPerWindow to an address per
-// CodeWindow. A refusal or a provider failure is an audit event (accountID
-// may be "" when the address has no account yet).
-func (s *Service) sendEmail(ctx context.Context, a audit.Actor, accountID, to string, kind notify.Kind, text, link string) error {
-	allowed, err := s.limiter.Take(ctx, "email:"+s.keys.MAC("email", to), EmailsPerWindow, CodeWindow)
-	if err != nil {
-		return err
-	}
-	if !allowed {
-		return errors.Join(ErrTooManyEmails, s.record(ctx, a, "email.rate_limited", audit.Failure, accountID, map[string]any{"kind": kind}))
-	}
-	if err := s.sender.Send(ctx, notify.Message{Channel: notify.Email, To: to, Kind: kind, Text: text, Link: link}); err != nil {
+// sendEmail sends one email within the sending budgets. A refusal or a
+// provider failure is an audit event (accountID may be "" when the
+// address has no account yet). stranger says that whoever caused it need
+// not be signed in (a sign-up, a forgotten password).
+func (s *Service) sendEmail(ctx context.Context, a audit.Actor, accountID, to string, kind notify.Kind, text, link string, stranger bool) error {
+	client, _ := netip.ParseAddr(a.IP)
+	err := s.sender.SendEmail(ctx, sending.Email{Stranger: stranger, Client: client,
+		Message: notify.Message{To: to, Kind: kind, Text: text, Link: link}})
+	var limited *sending.Limited
+	switch {
+	case errors.As(err, &limited):
+		return errors.Join(&EmailLimitError{RetryAt: limited.RetryAt},
+			s.record(ctx, a, "email.rate_limited", audit.Failure, accountID, map[string]any{"kind": kind, "budgets": limited.Budgets}))
+	case errors.Is(err, sending.ErrFailed):
 		return errors.Join(fmt.Errorf("%w: %w", ErrSendFailed, err),
 			s.record(ctx, a, "email.send_failed", audit.Failure, accountID, map[string]any{"kind": kind, "error": err.Error()}))
 	}
-	return nil
+	return err
 }
+
+// EmailLimitError is an email refused by the sending budgets; it
+// matches ErrTooManyEmails and says when asking again can succeed.
+type EmailLimitError struct{ RetryAt time.Time }
+
+func (e *EmailLimitError) Error() string        { return ErrTooManyEmails.Error() }
+func (e *EmailLimitError) Is(target error) bool { return target == ErrTooManyEmails }
 
 // SendSecurityAlert emails the account's owner about something done to
 // their account that they may not have done (a login they reported as not
@@ -412,7 +554,7 @@ func (s *Service) SendSecurityAlert(ctx context.Context, a audit.Actor, accountI
 	if err != nil {
 		return fmt.Errorf("security alert: %w", err)
 	}
-	return s.sendEmail(ctx, a, accountID, acct.Email, kind, text, s.cfg.Issuer+"/account/security")
+	return s.sendEmail(ctx, a, accountID, acct.Email, kind, text, s.cfg.Issuer+"/account/security", false)
 }
 
 func (s *Service) link(path, token string) string {

@@ -20,6 +20,7 @@ import (
 	"github.com/idlink/idlink/server/password"
 	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/secrets"
+	"github.com/idlink/idlink/server/sending"
 )
 
 var fast = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
@@ -33,12 +34,13 @@ func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return 
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 type fixture struct {
-	svc    *account.Service
-	outbox *notify.Sandbox
-	audit  *audit.Log
-	clock  *clock
-	actor  audit.Actor
-	sender *switchSender
+	svc     *account.Service
+	outbox  *notify.Sandbox
+	audit   *audit.Log
+	clock   *clock
+	actor   audit.Actor
+	sender  *switchSender
+	metrics *metrics.Metrics
 }
 
 // switchSender sends through the sandbox, or fails when told to, so tests
@@ -55,7 +57,11 @@ func (s *switchSender) Send(ctx context.Context, m notify.Message) error {
 	return s.inner.Send(ctx, m)
 }
 
-func newFixture(t *testing.T, db *sqlx.DB) *fixture {
+func newFixture(t *testing.T, db *sqlx.DB) *fixture { return newFixtureWith(t, db, nil) }
+
+// newFixtureWith builds the fixture after adjust has changed the sending
+// budgets and the account configuration.
+func newFixtureWith(t *testing.T, db *sqlx.DB, adjust func(*sending.Limits, *account.Config)) *fixture {
 	t.Helper()
 	clk := &clock{now: time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)}
 	keys, err := secrets.NewKeyring(secrets.NewKey())
@@ -63,9 +69,16 @@ func newFixture(t *testing.T, db *sqlx.DB) *fixture {
 	outbox := notify.NewSandbox(db, clk.Now)
 	sender := &switchSender{inner: outbox}
 	log := audit.New(db, clk.Now)
-	svc := account.NewService(account.Config{Issuer: "http://idp.test", TermsVersion: "v1", Development: true},
-		db, keys, password.NewHasher(fast, 4), sender, ratelimit.New(db, clk.Now), log, metrics.New(), clk.Now)
-	return &fixture{svc: svc, outbox: outbox, audit: log, clock: clk, actor: audit.Actor{IP: "192.0.2.7"}, sender: sender}
+	limiter := ratelimit.New(db, clk.Now)
+	m := metrics.New()
+	limits := sending.DefaultLimits()
+	cfg := account.Config{Issuer: "http://idp.test", TermsVersion: "v1", Development: true}
+	if adjust != nil {
+		adjust(&limits, &cfg)
+	}
+	send := sending.New(sending.Config{Limits: limits, AllowDrama: true}, sender, limiter, keys, m, nil, clk.Now)
+	svc := account.NewService(cfg, db, keys, password.NewHasher(fast, 4), send, limiter, log, m, clk.Now)
+	return &fixture{svc: svc, outbox: outbox, audit: log, clock: clk, actor: audit.Actor{IP: "192.0.2.7"}, sender: sender, metrics: m}
 }
 
 // activeAccount creates an account through the service API.
@@ -171,7 +184,7 @@ func TestRightPasswordResetsCount(t *testing.T) {
 func TestSecurityCodes(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
 		ctx := context.Background()
-		phone := ""
+		phone, s1 := "", ""
 		latest := func(f *fixture) string {
 			e, err := f.outbox.Latest(ctx, phone, "login_code")
 			require.NoError(t, err)
@@ -188,66 +201,83 @@ func TestSecurityCodes(t *testing.T) {
 			run  func(t *testing.T, f *fixture)
 		}{
 			{"right code once", func(t *testing.T, f *fixture) {
-				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, "s1", phone, ""))
+				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, s1, phone, ""))
 				code := latest(f)
-				require.NoError(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, "s1", code, ""))
-				require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, "s1", code, ""), account.ErrCodeExpired, "single use")
+				require.NoError(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, s1, code, ""))
+				require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, s1, code, ""), account.ErrCodeExpired, "single use")
 			}},
 			{"expires after five minutes", func(t *testing.T, f *fixture) {
-				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, "s1", phone, ""))
+				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, s1, phone, ""))
 				f.clock.Add(account.CodeLifetime)
-				require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, "s1", latest(f), ""), account.ErrCodeExpired)
+				require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, s1, latest(f), ""), account.ErrCodeExpired)
 			}},
 			{"five wrong tries void it", func(t *testing.T, f *fixture) {
-				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, "s1", phone, ""))
+				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, s1, phone, ""))
 				code := latest(f)
 				for i := 1; i < account.CodeMaxAttempts; i++ {
 					var wrong *account.WrongCodeError
-					err := f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, "s1", other(code), "")
+					err := f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, s1, other(code), "")
 					require.ErrorAs(t, err, &wrong)
 					require.Equal(t, account.CodeMaxAttempts-i, wrong.TriesLeft)
 				}
-				require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, "s1", other(code), ""), account.ErrCodeExpired)
-				require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, "s1", code, ""), account.ErrCodeExpired, "void even when right")
+				require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, s1, other(code), ""), account.ErrCodeExpired)
+				require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, s1, code, ""), account.ErrCodeExpired, "void even when right")
 			}},
 			{"bound to purpose and subject", func(t *testing.T, f *fixture) {
-				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, "s1", phone, ""))
+				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, s1, phone, ""))
 				code := latest(f)
-				require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, "s2", code, ""), account.ErrCodeExpired)
-				require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeReset, "s1", code, ""), account.ErrCodeExpired)
-				require.NoError(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, "s1", code, ""))
+				require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, s1+"-other", code, ""), account.ErrCodeExpired)
+				require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeReset, s1, code, ""), account.ErrCodeExpired)
+				require.NoError(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, s1, code, ""))
 			}},
 			{"a new code voids the old one", func(t *testing.T, f *fixture) {
-				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, "s1", phone, ""))
+				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, s1, phone, ""))
 				first := latest(f)
 				f.clock.Add(time.Second)
-				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, "s1", phone, ""))
+				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, s1, phone, ""))
 				second := latest(f)
 				if first != second {
-					require.Error(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, "s1", first, ""))
+					require.Error(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, s1, first, ""))
 				}
-				require.NoError(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, "s1", second, ""))
+				require.NoError(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, s1, second, ""))
 			}},
-			{"five codes per number per fifteen minutes", func(t *testing.T, f *fixture) {
-				for i := range account.CodesPerWindow {
-					require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, fmt.Sprint("s", i), phone, ""))
+			{"the account's budget of texts", func(t *testing.T, f *fixture) {
+				n := sending.DefaultLimits().AccountTexts.N
+				for range n {
+					require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, s1, phone, ""))
 				}
-				require.ErrorIs(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, "s9", phone, ""), account.ErrTooManyCodes)
-				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, "s9", "+447700900003", ""), "other numbers are not affected")
-				f.clock.Add(account.CodeWindow)
-				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, "s9", phone, ""))
+				var cse *account.CodeSendError
+				err := f.svc.SendCode(ctx, f.actor, account.PurposeLogin, s1, phone, "")
+				require.ErrorIs(t, err, account.ErrTooManyCodes)
+				require.ErrorAs(t, err, &cse)
+				require.Equal(t, f.clock.Now().Add(15*time.Minute).UTC(), cse.RetryAt.UTC(), "the page can say when to try again")
+				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, s1+"-other", "+447700900003", ""), "other accounts are not affected")
+				f.clock.Add(15 * time.Minute)
+				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, s1, phone, ""))
 			}},
-			{"provider failure loses nothing", func(t *testing.T, f *fixture) {
+			{"a failed send stores no code and costs no budget", func(t *testing.T, f *fixture) {
+				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, s1, phone, ""))
+				earlier := latest(f)
 				f.sender.fail.Store(true)
-				require.ErrorIs(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, "s1", phone, ""), account.ErrSendFailed)
+				for range 2 * sending.DefaultLimits().AccountTexts.N {
+					require.ErrorIs(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, s1, phone, ""), account.ErrSendFailed)
+				}
+				live, err := f.svc.LiveCode(ctx, account.PurposeLogin, s1)
+				require.NoError(t, err)
+				require.True(t, live, "a failed resend leaves the earlier code working")
 				f.sender.fail.Store(false)
 				f.clock.Add(time.Second)
-				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, "s1", phone, ""))
-				require.NoError(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, "s1", latest(f), ""))
+				require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, s1, phone, ""), "the failures used none of the budget")
+				require.NotEqual(t, "", latest(f))
+				if latest(f) != earlier {
+					require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, s1, earlier, ""), account.ErrCodeWrong)
+				}
+				require.NoError(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, s1, latest(f), ""))
 			}},
 		}
 		for i, tc := range tests {
-			phone = fmt.Sprintf("+4477009002%02d", i) // limits are per number: one each
+			phone = fmt.Sprintf("+4477009002%02d", i)
+			s1 = fmt.Sprintf("subject-%d", i)
 			t.Run(tc.name, func(t *testing.T) { tc.run(t, newFixture(t, db)) })
 		}
 	})
@@ -413,5 +443,73 @@ func FuzzParsePhone(f *testing.F) {
 		if err != nil || again != e {
 			t.Fatalf("E.164 %q does not round-trip: %q %v", e, again, err)
 		}
+	})
+}
+
+// Wrong codes are capped per account across resends; guesses racing the
+// cap add at most the live code's remaining tries, and the person is
+// emailed exactly once.
+func TestWrongCodeCapAcrossResends(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB) {
+		f := newFixture(t, db)
+		ctx := context.Background()
+		acct := f.activeAccount(t, "cap@example.org", "right password here", "+447700900005")
+		send := func() string {
+			require.NoError(t, f.svc.SendCode(ctx, f.actor, account.PurposeLogin, acct.ID, "+447700900005", acct.ID))
+			e, err := f.outbox.Latest(ctx, "+447700900005", "login_code")
+			require.NoError(t, err)
+			return e.Code
+		}
+		wrong := func(code string) string {
+			if code == "000000" {
+				return "000001"
+			}
+			return "000000"
+		}
+		compared := 0
+		for range 2 { // eight wrong codes over two codes
+			code := send()
+			for range 4 {
+				require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, acct.ID, wrong(code), acct.ID), account.ErrCodeWrong)
+				compared++
+			}
+		}
+		code := send()
+		var mu sync.Mutex
+		var limited int
+		var wg sync.WaitGroup
+		for range 30 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, acct.ID, wrong(code), acct.ID)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case errors.Is(err, account.ErrCodeExpired):
+					// The live code's tries are used up: refused without
+					// comparing (or after its last compare, which the
+					// bound below allows for).
+				case errors.Is(err, account.ErrCodeWrong):
+					compared++
+				case errors.Is(err, account.ErrTooManyGuesses):
+					limited++
+				default:
+					require.NoError(t, err)
+				}
+			}()
+		}
+		wg.Wait()
+		require.LessOrEqual(t, compared, 10+account.CodeMaxAttempts-1)
+		require.ErrorIs(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, acct.ID, send(), acct.ID), account.ErrTooManyGuesses,
+			"past the cap even a right code is refused")
+		n, err := f.audit.Count(ctx, acct.ID, "code.guess_limit_reached", audit.Failure)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		alert, err := f.outbox.Latest(ctx, "cap@example.org", "code_guess_limit")
+		require.NoError(t, err)
+		require.Contains(t, alert.Text, "10 wrong security codes")
+		f.clock.Add(time.Hour)
+		require.NoError(t, f.svc.VerifyCode(ctx, f.actor, account.PurposeLogin, acct.ID, send(), acct.ID), "the window closes")
 	})
 }

@@ -131,7 +131,7 @@ func (s *Service) StartEmailChange(ctx context.Context, a audit.Actor, accountID
 		link := s.cfg.Issuer + "/login"
 		if err := s.sendEmail(ctx, a, accountID, newEmail, "email_change_taken", fmt.Sprintf(
 			"Someone asked to use this email address for an idlink account, but it already belongs to an idlink account, so nothing has changed. "+
-				"You can log in at %s. If this was not you, you do not need to do anything.", link), link); err != nil {
+				"You can log in at %s. If this was not you, you do not need to do anything.", link), link, false); err != nil {
 			return err
 		}
 		return s.record(ctx, a, "email.change_requested", audit.Failure, accountID, map[string]any{"reason": "email_taken"})
@@ -147,7 +147,7 @@ func (s *Service) StartEmailChange(ctx context.Context, a audit.Actor, accountID
 	link := s.link("/account/email/verify", token)
 	if err := s.sendEmail(ctx, a, accountID, newEmail, "email_change_verify", fmt.Sprintf(
 		"Confirm this email address for your idlink account: %s\n\nThe link works once and expires in 24 hours. Until you follow it, your account keeps its current address. "+
-			"If you did not ask for this, ignore this email.", link), link); err != nil {
+			"If you did not ask for this, ignore this email.", link), link, false); err != nil {
 		return err
 	}
 	return s.record(ctx, a, "email.change_requested", audit.Success, accountID, nil)

@@ -53,7 +53,7 @@ func (s *Service) WarnClosure(ctx context.Context, a audit.Actor, acct Account, 
 	link := s.cfg.Issuer + "/login"
 	err := s.sendEmail(ctx, a, acct.ID, acct.Email, NoticeClosureWarning, fmt.Sprintf(
 		"You have not logged in to your idlink account for a long time. We will close it and delete your details on %s (UK time). "+
-			"To keep it, log in before then at %s.", web.UKDate(closeAt), link), link)
+			"To keep it, log in before then at %s.", web.UKDate(closeAt), link), link, false)
 	if err != nil {
 		return err
 	}

@@ -23,18 +23,18 @@ const (
 	PurposeReset  Purpose = "reset"        // proving the phone while resetting a password
 )
 
-// Limits on security codes.
+// Limits on security codes. How many may be sent is the sending
+// budgets' (package sending); how many wrong codes an account may have
+// across resends is Config.CodeGuesses.
 const (
 	CodeLength      = 6
 	CodeLifetime    = 5 * time.Minute
-	CodeMaxAttempts = 5                // wrong tries that void a code
-	CodesPerWindow  = 5                // codes per phone number …
-	CodeWindow      = 15 * time.Minute // … per this window
+	CodeMaxAttempts = 5 // wrong tries that void a code
 )
 
 // Errors of security codes.
 var (
-	ErrTooManyCodes = errors.New("too many security codes requested for this phone number")
+	ErrTooManyCodes = errors.New("too many security codes requested")
 	ErrCodeWrong    = errors.New("the security code is not right")
 	ErrCodeExpired  = errors.New("the security code has expired or has been used too many times")
 	ErrSendFailed   = errors.New("the message could not be sent")
@@ -47,29 +47,40 @@ type codeRow struct {
 	ExpiresAt time.Time `db:"expires_at"`
 }
 
-// issueCode stores a new code for (purpose, subject), voiding any earlier
-// one, and returns it in clear for sending.
-func (s *store) issueCode(ctx context.Context, keys codeHasher, purpose Purpose, subject, phone string) (string, error) {
-	code := secrets.NewDigits(CodeLength)
+// storeCode stores code, which the provider has accepted, as the live
+// code for (purpose, subject), voiding any earlier one.
+func (s *store) storeCode(ctx context.Context, keys codeHasher, id, code string, purpose Purpose, subject, phone string) error {
 	now := s.nowUTC()
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return "", fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE security_codes SET used_at = ? WHERE purpose = ? AND subject = ? AND used_at IS NULL`),
 		now, string(purpose), subject); err != nil {
-		return "", fmt.Errorf("void earlier codes: %w", err)
+		return fmt.Errorf("void earlier codes: %w", err)
 	}
-	id := secrets.NewID()
 	if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO security_codes (id, purpose, subject, phone, code_hash, attempts, expires_at, created_at)
 		VALUES (?, ?, ?, ?, ?, 0, ?, ?)`), id, string(purpose), subject, phone, keys.codeMAC(id, code), now.Add(CodeLifetime), now); err != nil {
-		return "", fmt.Errorf("store code: %w", err)
+		return fmt.Errorf("store code: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return "", fmt.Errorf("commit code: %w", err)
+		return fmt.Errorf("commit code: %w", err)
 	}
-	return code, nil
+	return nil
+}
+
+// liveCode reports whether (purpose, subject) has a code that can still
+// be entered.
+func (s *store) liveCode(ctx context.Context, purpose Purpose, subject string) (bool, error) {
+	var n int
+	err := s.db.GetContext(ctx, &n, s.db.Rebind(`SELECT COUNT(*) FROM security_codes
+		WHERE purpose = ? AND subject = ? AND used_at IS NULL AND attempts < ? AND expires_at > ?`),
+		string(purpose), subject, CodeMaxAttempts, s.nowUTC())
+	if err != nil {
+		return false, fmt.Errorf("find live code: %w", err)
+	}
+	return n > 0, nil
 }
 
 // checkCode checks a submitted code against the live code for (purpose,

@@ -42,6 +42,10 @@ type Handlers struct {
 	activity Activity
 	sessions SessionEnder
 	onReset  ResetHook // nil: nothing else runs after a reset
+	// codes is the one security-code page; signupCode and resetCode are
+	// this package's uses of it (login has its own).
+	codes                 *CodePages
+	signupCode, resetCode *CodeFlow
 }
 
 // HandlerDeps are what the account pages are built from.
@@ -59,7 +63,10 @@ type HandlerDeps struct {
 
 // NewHandlers returns the account pages.
 func NewHandlers(d HandlerDeps) *Handlers {
-	return &Handlers{svc: d.Service, r: d.Renderer, signIn: d.SignIn, activity: d.Activity, sessions: d.Sessions, onReset: d.OnReset}
+	h := &Handlers{svc: d.Service, r: d.Renderer, signIn: d.SignIn, activity: d.Activity, sessions: d.Sessions, onReset: d.OnReset,
+		codes: NewCodePages(d.Service, d.Renderer)}
+	h.signupCode, h.resetCode = h.signupCodeFlow(), h.resetCodeFlow()
+	return h
 }
 
 // Register mounts the account pages.
@@ -77,18 +84,14 @@ func (h *Handlers) Register(p web.Pages) {
 	p.Post("/create-account/verify", h.verifySubmit)
 	p.Get("/create-account/phone", h.phonePage)
 	p.Post("/create-account/phone", h.phoneSubmit)
-	p.Get("/create-account/code", h.codePage)
-	p.Post("/create-account/code", h.codeSubmit)
-	p.Post("/create-account/code/resend", h.codeResend)
+	h.codes.Register(p, h.signupCode)
 	p.Get("/terms", h.terms)
 
 	p.Get("/forgot-password", h.forgotPage)
 	p.Post("/forgot-password", h.forgotSubmit)
 	p.Get("/reset-password/verify", h.resetVerifyPage)
 	p.Post("/reset-password/verify", h.resetVerifySubmit)
-	p.Get("/reset-password/code", h.resetCodePage)
-	p.Post("/reset-password/code", h.resetCodeSubmit)
-	p.Post("/reset-password/code/resend", h.resetCodeResend)
+	h.codes.Register(p, h.resetCode)
 	p.Get("/reset-password/new", h.resetNewPage)
 	p.Post("/reset-password/new", h.resetNewSubmit)
 
@@ -118,22 +121,42 @@ func codeError(err error) (string, bool) {
 		return "The security code is not right. Check it and try again.", true
 	case errors.Is(err, ErrCodeExpired):
 		return "This security code has expired or has been used. Ask for a new code.", true
-	case errors.Is(err, ErrTooManyCodes):
-		return "You have asked for too many security codes. Wait 15 minutes and try again.", true
-	case errors.Is(err, ErrSendFailed):
-		return "We could not send the security code. Try again.", true
 	}
 	return "", false
 }
 
-// CodeErrorMessage is codeError for other capabilities' code pages.
-func CodeErrorMessage(err error) (string, bool) { return codeError(err) }
+// CodeErrorMessage turns an error from sending or checking a security code
+// into the message a person sees, for pages outside the security-code
+// page (changing the mobile number).
+func CodeErrorMessage(err error) (string, bool) {
+	if msg, ok := codeError(err); ok {
+		return msg, true
+	}
+	var send *CodeSendError
+	switch {
+	case errors.As(err, &send) && send.Limited && !send.RetryAt.IsZero():
+		return "You have asked for too many security codes. You can ask again after " + ukTime(send.RetryAt) + ".", true
+	case errors.Is(err, ErrTooManyCodes):
+		return "You have asked for too many security codes. Wait a while and try again.", true
+	case errors.Is(err, ErrSendFailed):
+		return "We could not send the security code. Try again.", true
+	case errors.Is(err, ErrPhoneCountry):
+		return "Enter a UK mobile phone number. We cannot send security codes to this country.", true
+	case errors.Is(err, ErrTooManyGuesses):
+		return "You have entered too many wrong security codes. Wait an hour and try again.", true
+	}
+	return "", false
+}
 
 // emailError turns an error from sending email into a message.
 func emailError(err error) (string, bool) {
 	switch {
 	case errors.Is(err, ErrTooManyEmails):
-		return "We have sent too many emails to this address. Wait 15 minutes and try again.", true
+		var l *EmailLimitError
+		if errors.As(err, &l) && !l.RetryAt.IsZero() {
+			return "We have sent too many emails to this address. You can try again after " + ukTime(l.RetryAt) + ".", true
+		}
+		return "We have sent too many emails to this address. Wait a while and try again.", true
 	case errors.Is(err, ErrSendFailed):
 		return "We could not send the email. Try again.", true
 	}
@@ -233,26 +256,27 @@ func (accountView) Describe(ev audit.Event) string {
 }
 
 var eventWords = map[string][2]string{
-	"login.password":        {"Password entered", "Wrong password entered"},
-	"login.completed":       {"Logged in", "Login did not complete"},
-	"code.sent":             {"Security code sent", "Security code could not be sent"},
-	"code.verified":         {"Security code entered", ""},
-	"code.wrong":            {"Wrong security code entered", "Wrong security code entered"},
-	"code.expired":          {"Expired security code entered", "Expired security code entered"},
-	"code.rate_limited":     {"Too many security codes requested", "Too many security codes requested"},
-	"code.send_failed":      {"Security code could not be sent", "Security code could not be sent"},
-	"email.send_failed":     {"An email to you could not be sent", "An email to you could not be sent"},
-	"email.rate_limited":    {"Too many emails requested", "Too many emails requested"},
-	"sms.send_failed":       {"A text message to you could not be sent", "A text message to you could not be sent"},
-	"account.locked":        {"Account locked for 15 minutes after 5 wrong passwords", ""},
-	"account.level_raised":  {"You proved who you are to a higher level", ""},
-	"account.blocked":       {"Your account was stopped from logging in", ""},
-	"signup.email_verified": {"Email address confirmed", ""},
-	"signup.completed":      {"Account created", ""},
-	"reset.requested":       {"Password reset requested", ""},
-	"reset.link_used":       {"Password reset link used", ""},
-	"reset.completed":       {"Password changed by resetting it", ""},
-	"session.signed_out":    {"Signed out", ""},
+	"login.password":           {"Password entered", "Wrong password entered"},
+	"login.completed":          {"Logged in", "Login did not complete"},
+	"code.sent":                {"Security code sent", "Security code could not be sent"},
+	"code.verified":            {"Security code entered", ""},
+	"code.wrong":               {"Wrong security code entered", "Wrong security code entered"},
+	"code.expired":             {"Expired security code entered", "Expired security code entered"},
+	"code.rate_limited":        {"Too many security codes requested", "Too many security codes requested"},
+	"code.send_failed":         {"Security code could not be sent", "Security code could not be sent"},
+	"email.send_failed":        {"An email to you could not be sent", "An email to you could not be sent"},
+	"email.rate_limited":       {"Too many emails requested", "Too many emails requested"},
+	"sms.send_failed":          {"A text message to you could not be sent", "A text message to you could not be sent"},
+	"account.locked":           {"Account locked for 15 minutes after 5 wrong passwords", ""},
+	"account.level_raised":     {"You proved who you are to a higher level", ""},
+	"account.blocked":          {"Your account was stopped from logging in", ""},
+	"signup.email_verified":    {"Email address confirmed", ""},
+	"signup.completed":         {"Account created", ""},
+	"reset.requested":          {"Password reset requested", ""},
+	"reset.link_used":          {"Password reset link used", ""},
+	"reset.completed":          {"Password changed by resetting it", ""},
+	"session.signed_out":       {"Signed out", ""},
+	"code.guess_limit_reached": {"Logins with a security code stopped after too many wrong codes", "Logins with a security code stopped after too many wrong codes"},
 
 	"password.changed": {"Password changed", ""},
 	"password.confirm": {"Current password entered", "Wrong current password entered"},
@@ -280,6 +304,7 @@ var eventWords = map[string][2]string{
 	"passkey.clone_detected":           {"Passkey blocked: it may have been copied", "Passkey blocked: it may have been copied"},
 	"device.renamed":                   {"Phone app renamed", ""},
 	"device.removed":                   {"Phone app removed", ""},
+	"oidc.grants_revoked":              {"Services you had logged in to must ask you to log in again", ""},
 	"companion.device_enrolled":        {"Phone app registered", "Phone app registration failed"},
 	"companion.device_unregistered":    {"Phone app unregistered", ""},
 	"authorize.code_issued":            {"Logged in to a service", ""},

@@ -90,73 +90,25 @@ func (h *Handlers) resetVerifySubmit(c fiber.Ctx) error {
 		web.Sess(c).Put(resetKey, st)
 		return redirect(c, "/reset-password/new")
 	}
-	if err := h.svc.SendCode(c.Context(), web.Actor(c), PurposeReset, acct.ID, st.Phone, acct.ID); err != nil {
-		if msg, ok := codeError(err); ok {
-			v := h.resetCodeView(st)
-			v.Errors.Add("code", msg)
-			return h.page(c, "code", v)
-		}
-		return err
-	}
-	return redirect(c, "/reset-password/code")
+	return h.codes.Send(c, h.resetCode, CodeTarget{AccountID: acct.ID, Phone: st.Phone})
 }
 
-func (h *Handlers) resetCodeView(st resetState) web.View {
-	return web.View{Title: "Enter the security code",
-		Data: codePageData{SentTo: MaskPhone(st.Phone), Action: "/reset-password/code", Resend: "/reset-password/code/resend"}}
-}
-
-func (h *Handlers) resetCodePage(c fiber.Ctx) error {
-	st, ok := loadReset(c)
-	if !ok {
-		return redirect(c, "/forgot-password")
+// resetCodeFlow is the password reset's use of the security-code page.
+func (h *Handlers) resetCodeFlow() *CodeFlow {
+	return &CodeFlow{
+		Purpose: PurposeReset, Path: "/reset-password/code", Restart: "/reset-password/new",
+		Target: func(c fiber.Ctx) (CodeTarget, bool) {
+			st, ok := loadReset(c)
+			return CodeTarget{AccountID: st.AccountID, Phone: st.Phone}, ok && !st.CodeOK
+		},
+		Proved: func(c fiber.Ctx, t CodeTarget) error {
+			st, _ := loadReset(c)
+			st.CodeOK = true
+			web.Sess(c).Put(resetKey, st)
+			return redirect(c, "/reset-password/new")
+		},
+		Stop: func(c fiber.Ctx) { web.Sess(c).Delete(resetKey) },
 	}
-	if st.CodeOK {
-		return redirect(c, "/reset-password/new")
-	}
-	return h.page(c, "code", h.resetCodeView(st))
-}
-
-func (h *Handlers) resetCodeSubmit(c fiber.Ctx) error {
-	st, ok := loadReset(c)
-	if !ok {
-		return redirect(c, "/forgot-password")
-	}
-	v := h.resetCodeView(st)
-	code, valid := validCode(c.FormValue("code"))
-	if !valid {
-		v.Errors.Add("code", "Enter the 6-digit security code")
-		return h.page(c, "code", v)
-	}
-	err := h.svc.VerifyCode(c.Context(), web.Actor(c), PurposeReset, st.AccountID, code, st.AccountID)
-	if msg, ok := codeError(err); ok {
-		v.Errors.Add("code", msg)
-		return h.page(c, "code", v)
-	}
-	if err != nil {
-		return err
-	}
-	st.CodeOK = true
-	web.Sess(c).Put(resetKey, st)
-	return redirect(c, "/reset-password/new")
-}
-
-func (h *Handlers) resetCodeResend(c fiber.Ctx) error {
-	st, ok := loadReset(c)
-	if !ok {
-		return redirect(c, "/forgot-password")
-	}
-	v := h.resetCodeView(st)
-	err := h.svc.SendCode(c.Context(), web.Actor(c), PurposeReset, st.AccountID, st.Phone, st.AccountID)
-	if msg, ok := codeError(err); ok {
-		v.Errors.Add("code", msg)
-		return h.page(c, "code", v)
-	}
-	if err != nil {
-		return err
-	}
-	v.Notice = "We have sent a new security code. Codes sent earlier no longer work."
-	return h.page(c, "code", v)
 }
 
 func (h *Handlers) resetNewPage(c fiber.Ctx) error {

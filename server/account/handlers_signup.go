@@ -266,85 +266,41 @@ func (h *Handlers) phoneSubmit(c fiber.Ctx) error {
 	v := web.View{Title: "Enter your mobile phone number", Values: map[string]string{"phone": raw}}
 	phone, err := h.svc.ParsePhone(raw)
 	if err != nil {
-		if raw == "" {
+		switch {
+		case raw == "":
 			v.Errors.Add("phone", "Enter your mobile phone number")
-		} else {
-			v.Errors.Add("phone", "Enter a mobile phone number, like 07700 900 982 or +33 6 12 34 56 78")
+		case errors.Is(err, ErrPhoneCountry):
+			v.Errors.Add("phone", "Enter a UK mobile phone number. We cannot send security codes to this country.")
+		default:
+			v.Errors.Add("phone", "Enter a mobile phone number, like 07700 900 982")
 		}
 		return h.page(c, "signup_phone", v)
 	}
-	err = h.svc.SendSignupCode(c.Context(), web.Actor(c), st.AccountID, phone)
-	if msg, ok := codeError(err); ok {
-		v.Errors.Add("phone", msg)
-		return h.page(c, "signup_phone", v)
-	}
-	if err != nil {
-		return err
-	}
 	st.Phone = phone
 	saveSignup(c, st)
-	return redirect(c, "/create-account/code")
+	return h.codes.Send(c, h.signupCode, CodeTarget{AccountID: st.AccountID, Phone: phone, Subject: SignupSubject(st.AccountID, phone)})
 }
 
-func (h *Handlers) codeView(st signupState) web.View {
-	return web.View{Title: "Enter the security code", BackLink: "/create-account/phone",
-		Data: codePageData{SentTo: MaskPhone(st.Phone), Action: "/create-account/code", Resend: "/create-account/code/resend"}}
-}
-
-type codePageData struct {
-	SentTo, Action, Resend string
-	Remember               bool
-}
-
-func (h *Handlers) codePage(c fiber.Ctx) error {
-	st := loadSignup(c)
-	if st.AccountID == "" || st.Phone == "" {
-		return redirect(c, where(st))
+// signupCodeFlow is the sign-up's use of the security-code page.
+func (h *Handlers) signupCodeFlow() *CodeFlow {
+	return &CodeFlow{
+		Purpose: PurposeSignup, Path: "/create-account/code", BackLink: "/create-account/phone", Restart: "/create-account/phone",
+		Target: func(c fiber.Ctx) (CodeTarget, bool) {
+			st := loadSignup(c)
+			return CodeTarget{AccountID: st.AccountID, Phone: st.Phone, Subject: SignupSubject(st.AccountID, st.Phone)},
+				st.AccountID != "" && st.Phone != ""
+		},
+		Proved: func(c fiber.Ctx, t CodeTarget) error {
+			st := loadSignup(c)
+			if err := h.svc.ConfirmSignupPhone(c.Context(), web.Actor(c), t.AccountID, t.Phone); err != nil {
+				return err
+			}
+			web.Sess(c).Delete(signupKey)
+			proven := trust.Credentials{trust.Cd}
+			if st.PasswordHere {
+				proven = proven.With(trust.Cp)
+			}
+			return h.signIn.CompleteSignIn(c, t.AccountID, proven)
+		},
 	}
-	return h.page(c, "code", h.codeView(st))
-}
-
-func (h *Handlers) codeSubmit(c fiber.Ctx) error {
-	st := loadSignup(c)
-	if st.AccountID == "" || st.Phone == "" {
-		return redirect(c, where(st))
-	}
-	v := h.codeView(st)
-	code, ok := validCode(c.FormValue("code"))
-	if !ok {
-		v.Errors.Add("code", "Enter the 6-digit security code")
-		return h.page(c, "code", v)
-	}
-	err := h.svc.CompleteSignupPhone(c.Context(), web.Actor(c), st.AccountID, st.Phone, code)
-	if msg, ok := codeError(err); ok {
-		v.Errors.Add("code", msg)
-		return h.page(c, "code", v)
-	}
-	if err != nil {
-		return err
-	}
-	web.Sess(c).Delete(signupKey)
-	proven := trust.Credentials{trust.Cd}
-	if st.PasswordHere {
-		proven = proven.With(trust.Cp)
-	}
-	return h.signIn.CompleteSignIn(c, st.AccountID, proven)
-}
-
-func (h *Handlers) codeResend(c fiber.Ctx) error {
-	st := loadSignup(c)
-	if st.AccountID == "" || st.Phone == "" {
-		return redirect(c, where(st))
-	}
-	v := h.codeView(st)
-	err := h.svc.SendSignupCode(c.Context(), web.Actor(c), st.AccountID, st.Phone)
-	if msg, ok := codeError(err); ok {
-		v.Errors.Add("code", msg)
-		return h.page(c, "code", v)
-	}
-	if err != nil {
-		return err
-	}
-	v.Notice = "We have sent a new security code. Codes sent earlier no longer work."
-	return h.page(c, "code", v)
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/notify"
+	"github.com/idlink/idlink/server/sending"
 	"github.com/idlink/idlink/server/web"
 )
 
@@ -53,17 +55,20 @@ func (s *Service) SendNotice(ctx context.Context, a audit.Actor, accountID strin
 
 // noticeTo emails text to an address; see SendNotice for failures.
 func (s *Service) noticeTo(ctx context.Context, a audit.Actor, accountID, to string, kind notify.Kind, text, link string) error {
-	err := s.sendEmail(ctx, a, accountID, to, kind, text, link)
+	err := s.sendEmail(ctx, a, accountID, to, kind, text, link, false)
 	if err != nil && !errors.Is(err, ErrSendFailed) && !errors.Is(err, ErrTooManyEmails) {
 		return err
 	}
 	return nil
 }
 
-// textNotice texts a notice to a phone number. A provider failure is
-// audited and does not undo the change.
+// textNotice texts a notice to a phone number the account has verified,
+// within the sending budgets. A refusal or a provider failure is audited
+// and does not undo the change.
 func (s *Service) textNotice(ctx context.Context, a audit.Actor, accountID, phone string, kind notify.Kind, text, link string) error {
-	if err := s.sender.Send(ctx, notify.Message{Channel: notify.SMS, To: phone, Kind: kind, Text: text, Link: link}); err != nil {
+	client, _ := netip.ParseAddr(a.IP)
+	if err := s.sender.SendText(ctx, sending.Text{Purpose: sending.Login, AccountID: accountID, Client: client,
+		Message: notify.Message{Channel: notify.SMS, To: phone, Kind: kind, Text: text, Link: link}}); err != nil {
 		return s.record(ctx, a, "sms.send_failed", audit.Failure, accountID, map[string]any{"kind": kind, "error": err.Error()})
 	}
 	return nil

@@ -10,6 +10,10 @@ import (
 // ErrPhoneInvalid is returned for a number that is not a valid mobile number.
 var ErrPhoneInvalid = errors.New("not a valid mobile phone number")
 
+// ErrPhoneCountry is returned for a mobile number in a country texts are
+// not sent to (UK mobiles only, unless IDLINK_SMS_COUNTRIES allows more).
+var ErrPhoneCountry = errors.New("texts are not sent to this country")
+
 // ParsePhone reads a mobile number as a person types it (UK numbers may
 // omit +44) and returns it in E.164. Numbers that cannot receive text
 // messages (UK landlines) are refused. allowDrama also accepts Ofcom's

@@ -28,7 +28,7 @@ func (s *Service) RequestReset(ctx context.Context, a audit.Actor, email string)
 	}
 	link := s.link("/reset-password/verify", token)
 	if err := s.sendEmail(ctx, a, acct.ID, acct.Email, "reset_email", fmt.Sprintf(
-		"Reset your idlink password: %s\n\nThe link works once and expires in 1 hour. If you did not ask for this, you can ignore this email: your password has not changed.", link), link); err != nil {
+		"Reset your idlink password: %s\n\nThe link works once and expires in 1 hour. If you did not ask for this, you can ignore this email: your password has not changed.", link), link, true); err != nil {
 		return err
 	}
 	return s.record(ctx, a, "reset.requested", audit.Success, acct.ID, nil)
@@ -75,8 +75,8 @@ func (s *Service) SetNewPassword(ctx context.Context, a audit.Actor, accountID, 
 	// The change has happened; a failed courtesy email (audited by
 	// sendEmail) must not undo it, unless the audit itself failed.
 	if err := s.sendEmail(ctx, a, accountID, acct.Email, "password_changed",
-		"Your idlink password has been changed and you have been signed out everywhere else. If this was not you, reset your password now.",
-		s.cfg.Issuer+"/forgot-password"); err != nil && !errors.Is(err, ErrSendFailed) && !errors.Is(err, ErrTooManyEmails) {
+		"Your idlink password has been changed. You have been signed out everywhere else, services will ask you to log in again, and the idlink app has been removed from your phones: set it up again if you use it. If this was not you, reset your password now.",
+		s.cfg.Issuer+"/forgot-password", false); err != nil && !errors.Is(err, ErrSendFailed) && !errors.Is(err, ErrTooManyEmails) {
 		return err
 	}
 	return nil

@@ -4,37 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/mail"
-	"strings"
 
 	"github.com/idlink/idlink/server/audit"
 	"github.com/idlink/idlink/server/secrets"
 )
-
-// ErrEmailInvalid is returned for an email address that cannot be used.
-var ErrEmailInvalid = errors.New("not a valid email address")
-
-// MinEmailLength is NHS login's rule: an address longer than 6 characters.
-const MinEmailLength = 7
-
-// ParseEmail checks an email address as a person typed it and returns it
-// normalised (trimmed, lowercase).
-func ParseEmail(raw string) (string, error) {
-	e := NormalizeEmail(raw)
-	if len(e) < MinEmailLength || len(e) > 254 {
-		return "", ErrEmailInvalid
-	}
-	addr, err := mail.ParseAddress(e)
-	if err != nil || addr.Address != e || addr.Name != "" {
-		return "", ErrEmailInvalid
-	}
-	local, domain, ok := strings.Cut(e, "@")
-	if !ok || local == "" || len(local) > 64 || !strings.Contains(domain, ".") ||
-		strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
-		return "", ErrEmailInvalid
-	}
-	return e, nil
-}
 
 // StartSignup records a registration and emails its verification link. If
 // the address already has an account, the owner is emailed instead and
@@ -87,14 +60,14 @@ func (s *Service) ResendSignup(ctx context.Context, a audit.Actor, signupID, ema
 func (s *Service) sendVerify(ctx context.Context, a audit.Actor, email, token string) error {
 	link := s.link("/create-account/verify", token)
 	return s.sendEmail(ctx, a, "", email, "signup_verify_email", fmt.Sprintf(
-		"Confirm your email address to continue creating your idlink account: %s\n\nThe link works once and expires in 24 hours. If you did not ask for this, ignore this email.", link), link)
+		"Confirm your email address to continue creating your idlink account: %s\n\nThe link works once and expires in 24 hours. If you did not ask for this, ignore this email.", link), link, true)
 }
 
 func (s *Service) sendExisting(ctx context.Context, a audit.Actor, email string) error {
 	link := s.cfg.Issuer + "/login"
 	return s.sendEmail(ctx, a, "", email, "signup_existing_account", fmt.Sprintf(
 		"Someone tried to create an idlink account with this email address, but you already have one. You can log in at %s. "+
-			"If you have forgotten your password you can reset it there. If this was not you, you do not need to do anything.", link), link)
+			"If you have forgotten your password you can reset it there. If this was not you, you do not need to do anything.", link), link, true)
 }
 
 // CheckSignupLink reports whether a verification link is still good,
@@ -120,17 +93,28 @@ func (s *Service) CompleteSignupLink(ctx context.Context, a audit.Actor, token s
 	return acct, su.ID, s.record(ctx, a, "signup.email_verified", audit.Success, acct.ID, map[string]any{"signup": su.ID})
 }
 
+// SignupSubject is the subject of a sign-up code: the account and the
+// number together, so that a code proves the number it was sent to and
+// no other.
+func SignupSubject(accountID, phone string) string { return accountID + ":" + phone }
+
 // SendSignupCode texts the code that proves a new account's mobile number.
 func (s *Service) SendSignupCode(ctx context.Context, a audit.Actor, accountID, phone string) error {
-	return s.SendCode(ctx, a, PurposeSignup, accountID, phone, accountID)
+	return s.SendCode(ctx, a, PurposeSignup, SignupSubject(accountID, phone), phone, accountID)
 }
 
 // CompleteSignupPhone checks the code sent to phone and, when it is right,
 // stores the number and activates the account at P0.
 func (s *Service) CompleteSignupPhone(ctx context.Context, a audit.Actor, accountID, phone, code string) error {
-	if err := s.VerifyCode(ctx, a, PurposeSignup, accountID, code, accountID); err != nil {
+	if err := s.VerifyCode(ctx, a, PurposeSignup, SignupSubject(accountID, phone), code, accountID); err != nil {
 		return err
 	}
+	return s.ConfirmSignupPhone(ctx, a, accountID, phone)
+}
+
+// ConfirmSignupPhone stores a number whose sign-up code was just entered
+// right and activates the account at P0.
+func (s *Service) ConfirmSignupPhone(ctx context.Context, a audit.Actor, accountID, phone string) error {
 	if err := s.st.setPhone(ctx, accountID, phone); err != nil {
 		return err
 	}
@@ -139,5 +123,22 @@ func (s *Service) CompleteSignupPhone(ctx context.Context, a audit.Actor, accoun
 }
 
 // ParsePhone reads a mobile number with this server's rules (the sandbox
-// also accepts Ofcom's drama numbers).
-func (s *Service) ParsePhone(raw string) (string, error) { return ParsePhone(raw, s.cfg.Development) }
+// also accepts Ofcom's drama numbers): a valid mobile number
+// (ErrPhoneInvalid) in a country texts may go to (ErrPhoneCountry).
+func (s *Service) ParsePhone(raw string) (string, error) {
+	e164, err := ParsePhone(raw, s.cfg.Development)
+	if err != nil {
+		return "", err
+	}
+	if !s.sender.AllowsDestination(e164) {
+		return "", ErrPhoneCountry
+	}
+	return e164, nil
+}
+
+// LiveCode reports whether (purpose, subject) has a security code that can
+// still be entered (one that was sent, has not expired, been used or
+// voided by wrong tries).
+func (s *Service) LiveCode(ctx context.Context, purpose Purpose, subject string) (bool, error) {
+	return s.st.liveCode(ctx, purpose, subject)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -97,10 +96,6 @@ func (s *store) nowUTC() time.Time { return s.now().UTC().Truncate(time.Microsec
 const accountCols = `id, email, password_hash, terms_version, terms_accepted_at, email_verified_at, phone,
 	phone_verified_at, proofing_level, status, failed_logins, locked_until, password_changed_at, created_at, updated_at,
 	landline, last_login_at`
-
-// NormalizeEmail lowercases and trims an email address: addresses are
-// compared without regard to case.
-func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 func (s *store) byEmail(ctx context.Context, email string) (Account, error) {
 	var a Account

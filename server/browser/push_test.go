@@ -166,3 +166,46 @@ func TestPushApprovalJourneyInChromium(t *testing.T) {
 	_, _, claims := rp.Exchange(u.Query().Get("code"), a)
 	require.Equal(t, "P0.Cp.Cd", claims["vot"])
 }
+
+// TestApprovalFallbackButtonInChromium: on the phone-approval page,
+// "Send me a security code instead" lands on the code page and stays
+// there. Cancelling closes the request, the page's event stream reports
+// it closed, and the script used to submit "Check again" over the
+// person's choice, leaving them on an empty login page.
+func TestApprovalFallbackButtonInChromium(t *testing.T) {
+	ctx := chrome(t)
+	s := servertest.Start(t, dbtest.SQLiteURL(t), nil, server.Options{})
+	base := "http://localhost:" + s.URL[strings.LastIndex(s.URL, ":")+1:]
+	p := &page{t: t, ctx: ctx, s: s, base: base}
+	const email, pw, phone = "fallback@example.org", "correct horse battery", "07700 900459"
+	s.CreateAccount(t, s.NewBrowser(t), email, pw, phone)
+	ph := enrolPhone(t, s, email, pw)
+
+	// The phone holds its stream (so the request waits for it) and
+	// acknowledges the request, but never answers.
+	conn, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(s.URL, "http")+"/app/v1/stream",
+		http.Header{"Authorization": {ph.jwt(t, "/app/v1/stream")}})
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	defer conn.Close()
+
+	for range 3 { // it failed twice in three tries before the fix
+		p.open("/login")
+		p.expect("Log in")
+		p.fill("/login", map[string]string{"email": email, "password": pw})
+		p.expect("Check your phone")
+		ph.nextRequest(t, conn)
+		p.fill("/login/approve/code", nil)
+		p.expect("Enter the security code")
+		// Whatever the event stream says now, the page stays.
+		time.Sleep(1500 * time.Millisecond)
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		require.NoError(t, err)
+		require.True(t, strings.HasSuffix(loc, "/login/code"), "still on the code page, not %s", loc)
+		p.expect("Enter the security code")
+		p.fill("/login/code", map[string]string{"code": s.CodeFor(t, servertest.E164(t, phone), "login_code")})
+		p.expect("Your account")
+		p.fill("/sign-out", nil)
+		p.expect("You have signed out")
+	}
+}

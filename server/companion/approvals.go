@@ -26,6 +26,7 @@ const (
 // Error codes of the approval API.
 const (
 	CodeUpgradeRequired  = "upgrade_required"
+	CodeOriginForbidden  = "origin_forbidden"
 	CodeApprovalNotFound = "approval_not_found"
 	CodeApprovalClosed   = "approval_closed"
 	CodeApprovalExpired  = "approval_expired"
@@ -182,7 +183,14 @@ func (a *API) RegisterStream(r fiber.Router) {
 			}
 		},
 	})
-	r.Get(PathStream, a.noStore, a.deviceAuth, func(c fiber.Ctx) error {
+	r.Get(PathStream, a.noStore, func(c fiber.Ctx) error {
+		// A browser page of another site is refused outright (403), before
+		// the device JWT or the upgrade are looked at.
+		if o := c.Get(fiber.HeaderOrigin); o != "" && o != origin {
+			return a.reply(c, fail(http.StatusForbidden, CodeOriginForbidden, "a WebSocket from another origin is not allowed"))
+		}
+		return c.Next()
+	}, a.deviceAuth, func(c fiber.Ctx) error {
 		if !fws.IsWebSocketUpgrade(c) {
 			c.Set(fiber.HeaderUpgrade, "websocket")
 			return a.reply(c, fail(http.StatusUpgradeRequired, CodeUpgradeRequired, "this endpoint is a WebSocket: send Upgrade: websocket"))

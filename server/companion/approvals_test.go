@@ -421,7 +421,10 @@ func TestStreamNeedsUpgradeAndOrigin(t *testing.T) {
 	_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.s.URL, "http")+"/app/v1/stream",
 		http.Header{"Authorization": {e.deviceAuth(p, "/app/v1/stream")}, "Origin": {"https://evil.example"}})
 	require.Error(t, err)
-	require.NotEqual(t, http.StatusSwitchingProtocols, resp.StatusCode, "a foreign origin cannot open the stream")
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, "a foreign origin is refused, not asked to upgrade")
+	var refused map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&refused))
+	require.Equal(t, "origin_forbidden", refused["error"])
 
 	_, resp, err = websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.s.URL, "http")+"/app/v1/stream", nil)
 	require.Error(t, err)

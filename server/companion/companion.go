@@ -64,6 +64,9 @@ const (
 	MaxEnrolmentBody = fido.MaxResponseSize + 16<<10
 	// BeginPerIPPerMinute bounds POST /fido/authenticate/begin per client IP.
 	BeginPerIPPerMinute = 30
+	// EnrolmentLoginMaxAge is how old the login behind an enrolment
+	// token may be: enrolling a device needs a login made for it.
+	EnrolmentLoginMaxAge = 5 * time.Minute
 )
 
 // Stable error codes of the API.
@@ -73,6 +76,7 @@ const (
 	CodeInvalidToken       = "invalid_token"
 	CodeInsufficientScope  = "insufficient_scope"
 	CodeInsufficientAuth   = "insufficient_authentication"
+	CodeLoginExpired       = "login_expired"
 	CodeAccountUnavailable = "account_unavailable"
 	CodeInvalidDevice      = "invalid_device"
 	CodeRateLimited        = "rate_limited"
@@ -102,9 +106,20 @@ const (
 	CodeDeviceRemoved        = "device_removed"
 )
 
-// Tokens verifies access tokens; *oidc.Server implements it.
+// Tokens verifies access tokens and revokes grants; *oidc.Server
+// implements it.
 type Tokens interface {
 	VerifyAccessToken(ctx context.Context, raw string) (oidc.AccessToken, error)
+	// RevokeGrant revokes a grant, reporting whether this call did (the
+	// enrolment token is single use).
+	RevokeGrant(ctx context.Context, grantID string) (bool, error)
+	// RevokeDevice revokes the grants of logins a device made.
+	RevokeDevice(ctx context.Context, deviceID string) (int64, error)
+}
+
+// Enrolments is told of every device enrolled, to email the person.
+type Enrolments interface {
+	DeviceEnrolled(ctx context.Context, a audit.Actor, d device.Device) error
 }
 
 // Devices is what the API needs of the device store; *device.Store
@@ -147,6 +162,8 @@ type Deps struct {
 	Stream    Stream
 	// Notices, when set, emails the person that a device was enrolled.
 	Notices Notices
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 }
 
 // Notices sends a person security notices (account).
@@ -170,6 +187,9 @@ func New(cfg Config, d Deps) (*API, error) {
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
 	}
 	return &API{issuer: strings.TrimSuffix(cfg.Issuer, "/"), d: d}, nil
 }
@@ -266,9 +286,11 @@ type enrolment struct {
 	person oidc.Person
 }
 
-// authorizeEnrolment checks the Bearer access token: valid, carrying the
-// device_enrolment scope, from a login with a password and a second factor
-// (or a FIDO login), for an account that may sign in.
+// authorizeEnrolment checks the Bearer access token: valid (not used to
+// enrol a device already), carrying the device_enrolment scope, from a
+// login made for it in the last EnrolmentLoginMaxAge with a password and
+// a second factor (a code, or an approval from a device the person
+// holds), for an account that may sign in.
 func (a *API) authorizeEnrolment(c fiber.Ctx) (enrolment, error) {
 	scheme, raw, ok := strings.Cut(c.Get(fiber.HeaderAuthorization), " ")
 	raw = strings.TrimSpace(raw)
@@ -285,9 +307,12 @@ func (a *API) authorizeEnrolment(c fiber.Ctx) (enrolment, error) {
 	if !tok.HasScope(oidc.ScopeDeviceEnrolment) {
 		return enrolment{}, fail(http.StatusForbidden, CodeInsufficientScope, "the access token lacks the %s scope", oidc.ScopeDeviceEnrolment)
 	}
-	strong := tok.Credentials.Has(trust.Cm) || (tok.Credentials.Has(trust.Cp) && tok.Credentials.Has(trust.Cd))
+	strong := tok.Credentials.Has(trust.Cp) && (tok.Credentials.Has(trust.Cd) || tok.Credentials.Has(trust.Cm))
 	if !strong {
 		return enrolment{}, fail(http.StatusForbidden, CodeInsufficientAuth, "enrolling a device needs a login with a password and a security code")
+	}
+	if a.d.Now().Sub(tok.AuthTime) > EnrolmentLoginMaxAge {
+		return enrolment{}, fail(http.StatusForbidden, CodeLoginExpired, "the login behind this token was more than %d minutes ago: log in again to set up the app", int(EnrolmentLoginMaxAge/time.Minute))
 	}
 	p, err := a.d.People.Person(c.Context(), tok.AccountID)
 	if errors.Is(err, oidc.ErrNoPerson) || (err == nil && p.Blocked) {
@@ -365,6 +390,18 @@ func (a *API) handleEnrol(c fiber.Ctx) error {
 		return a.reply(c, fail(http.StatusBadRequest, code, "%s", err.Error()))
 	}
 	d.FIDOCredentialID = cred.ID
+	// The enrolment token enrols one device: taking its grant is atomic,
+	// so of two enrolments racing with one token exactly one goes on.
+	if took, err := a.d.Tokens.RevokeGrant(ctx, e.token.GrantID); err != nil || !took {
+		if rerr := a.d.FIDO.RemoveCredential(context.WithoutCancel(ctx), acct, cred.ID); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove the credential of a refused enrolment: %w", rerr))
+		}
+		if err != nil {
+			return a.reply(c, fmt.Errorf("use the enrolment token: %w", err))
+		}
+		a.record(c, "companion.enrolment_failed", audit.Failure, acct, map[string]any{"reason": "token_used"})
+		return a.reply(c, fail(http.StatusUnauthorized, CodeInvalidToken, "this access token has enrolled a device already: log in again to enrol another"))
+	}
 	if _, err := a.d.Devices.Register(ctx, d); err != nil {
 		// Nothing half-done: the credential goes with the device.
 		if rerr := a.d.FIDO.RemoveCredential(context.WithoutCancel(ctx), acct, cred.ID); rerr != nil {
@@ -534,6 +571,9 @@ func (a *API) handleUnregister(c fiber.Ctx) error {
 			a.d.Logger.Error("companion: remove the credential of an unregistered device", "device_id", d.ID, "err", err)
 		}
 	}
+	if _, err := a.d.Tokens.RevokeDevice(ctx, d.ID); err != nil {
+		return a.reply(c, fmt.Errorf("revoke the grants of an unregistered device: %w", err))
+	}
 	if a.d.Approvals != nil {
 		a.d.Approvals.DeviceRemoved(ctx, d.ID) // close its sockets on every replica
 	}
@@ -547,7 +587,7 @@ type fidoBeginResponse struct {
 }
 
 func (a *API) handleFIDOBegin(c fiber.Ctx) error {
-	ok, err := a.d.Limiter.Take(c.Context(), "fido-begin:"+c.IP(), BeginPerIPPerMinute, time.Minute)
+	ok, err := a.d.Limiter.Take(c.Context(), "fido-begin:"+web.ClientIP(c), BeginPerIPPerMinute, time.Minute)
 	if err != nil {
 		return a.reply(c, fmt.Errorf("rate limit fido begin: %w", err))
 	}

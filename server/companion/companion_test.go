@@ -99,7 +99,17 @@ func TestEnrolment(t *testing.T) {
 		require.Equal(t, p.deviceID, creds[0].DeviceID)
 		require.Equal(t, creds[0].ID, devs[0].FIDOCredentialID)
 
+		// The enrolment token is single use: it enrolled one device.
+		status, out = e.call(http.MethodPost, "/app/v1/devices", "Bearer "+tok, map[string]any{
+			"ceremony_id": id, "credential": attestation, "device_key": p.jwk(t), "name": "Again", "platform": "ios",
+		})
+		require.Equal(t, http.StatusUnauthorized, status)
+		require.Equal(t, "invalid_token", out["error"])
+		status, _ = e.call(http.MethodPost, "/app/v1/enrolment/begin", "Bearer "+tok, map[string]any{})
+		require.Equal(t, http.StatusUnauthorized, status)
+
 		// The ceremony is single use.
+		tok = e.appToken("openid device_enrolment")
 		status, out = e.call(http.MethodPost, "/app/v1/devices", "Bearer "+tok, map[string]any{
 			"ceremony_id": id, "credential": attestation, "device_key": p.jwk(t), "name": "Again", "platform": "ios",
 		})

@@ -86,6 +86,12 @@ func (e *env) appToken(scope string) string {
 // when not nil, answers the login pages.
 func (e *env) appTokenWith(b *servertest.Browser, scope, vtr string, login func(*servertest.Page) *servertest.Page) string {
 	e.t.Helper()
+	return e.appTokenSet(b, scope, vtr, login)["access_token"].(string)
+}
+
+// appTokenSet is appTokenWith returning the whole token response.
+func (e *env) appTokenSet(b *servertest.Browser, scope, vtr string, login func(*servertest.Page) *servertest.Page) map[string]any {
+	e.t.Helper()
 	verifier := secrets.NewID() + secrets.NewID()
 	sum := sha256.Sum256([]byte(verifier))
 	state := secrets.NewID()
@@ -97,6 +103,9 @@ func (e *env) appTokenWith(b *servertest.Browser, scope, vtr string, login func(
 	p := b.Get("/authorize?" + q.Encode())
 	if login != nil {
 		p = login(p)
+	} else if p.H1() == "Log in" {
+		// Enrolment always needs a login made for it.
+		p = e.logInWithCode(b, p)
 	}
 	if p.HasForm("/authorize/consent") {
 		p = b.Submit(p, "/authorize/consent", map[string]string{"decision": "allow"})
@@ -107,9 +116,20 @@ func (e *env) appTokenWith(b *servertest.Browser, scope, vtr string, login func(
 	require.Equal(e.t, "idlink-companion", loc.Scheme, loc.String())
 	code := loc.Query().Get("code")
 	require.NotEmpty(e.t, code, loc.String())
-	tok := e.postToken(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {idp.CompanionRedirectURI},
+	return e.postToken(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {idp.CompanionRedirectURI},
 		"client_id": {idp.CompanionClientID}, "code_verifier": {verifier}})
-	return tok["access_token"].(string)
+}
+
+// logInWithCode answers the login page with the password and a texted
+// code (asking for the code instead of the app when it has one).
+func (e *env) logInWithCode(b *servertest.Browser, p *servertest.Page) *servertest.Page {
+	e.t.Helper()
+	p = b.Submit(p, "/login", map[string]string{"email": email, "password": pw})
+	if p.HasForm("/login/approve/code") {
+		p = b.Submit(p, "/login/approve/code", nil)
+	}
+	require.Equal(e.t, "Enter the security code", p.H1(), p.Errors())
+	return b.Submit(p, "/login/code", map[string]string{"code": e.s.CodeFor(e.t, servertest.E164(e.t, phoneNumber), "login_code")})
 }
 
 func (e *env) postToken(form url.Values) map[string]any {

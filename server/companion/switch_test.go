@@ -32,7 +32,17 @@ func TestBiometricLoginNeverSwitchesSilently(t *testing.T) {
 		ab.Client.CheckRedirect = stopAtRedirectURIs
 		attacker := &env{t: t, s: victim.s, b: ab}
 		ap := newPhone(t)
-		attacker.enrol(ap)
+		// Enrolment needs a login made for it: the attacker's own.
+		tok := attacker.appTokenWith(ab, "openid device_enrolment", `["P0.Cp.Cd"]`, func(p *servertest.Page) *servertest.Page {
+			return victim.s.LogIn(t, ab, p, attackerEmail, pw, "07700 900654")
+		})
+		cid, options := attacker.begin(tok)
+		status, out := attacker.call(http.MethodPost, "/app/v1/devices", "Bearer "+tok, map[string]any{
+			"ceremony_id": cid, "credential": ap.attest(t, options), "device_key": ap.jwk(t), "name": "Attacker's phone", "platform": "ios",
+		})
+		require.Equal(t, http.StatusCreated, status, out)
+		ap.deviceID = out["device_id"].(string)
+		ap.auth.AddCredential(ap.cred)
 		attackerID := victim.s.AccountID(t, attackerEmail)
 		r := victim.newRP()
 

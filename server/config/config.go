@@ -18,7 +18,10 @@ import (
 	"time"
 
 	"github.com/idlink/idlink/migrations"
+	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/secrets"
+	"github.com/idlink/idlink/server/sending"
+	"github.com/idlink/idlink/server/web"
 )
 
 // Environment names.
@@ -49,8 +52,12 @@ type Config struct {
 	SessionAbsolute time.Duration // IDLINK_SESSION_ABSOLUTE
 	// StaffLoginMaxAge bounds how old the passkey or app login of an ID
 	// checker may be for the back office (IDLINK_STAFF_LOGIN_MAX_AGE).
-	StaffLoginMaxAge  time.Duration
-	TrustedProxies    []string      // IDLINK_TRUSTED_PROXIES: comma-separated IPs or CIDRs
+	StaffLoginMaxAge time.Duration
+	TrustedProxies   []string // IDLINK_TRUSTED_PROXIES: comma-separated IPs or CIDRs (with IDLINK_PROXY_HEADER)
+	// ProxyHeader is the header the trusted proxies write the client's
+	// address in: "" (none, the default: the connection's peer is the
+	// client), X-Forwarded-For or Forwarded (IDLINK_PROXY_HEADER).
+	ProxyHeader       string
 	MaxHashes         int           // IDLINK_MAX_CONCURRENT_HASHES: 0 = number of CPUs
 	AdminToken        string        // IDLINK_ADMIN_TOKEN: bearer token of the admin API
 	ShutdownTimeout   time.Duration // IDLINK_SHUTDOWN_TIMEOUT
@@ -127,6 +134,23 @@ type Config struct {
 	MaxConcurrentRequests int
 	RequestQueue          int
 	RequestQueueWait      time.Duration
+
+	// Sending are the budgets of texts and emails (IDLINK_SMS_*,
+	// IDLINK_EMAIL_*; docs/SECURITY.md).
+	Sending sending.Limits
+	// CodeGuesses caps wrong security codes per account across resends
+	// (IDLINK_CODE_GUESSES, default 10/1h).
+	CodeGuesses ratelimit.Rate
+	// NotifyDeadline bounds one send to the provider, retries included
+	// (IDLINK_NOTIFY_DEADLINE, default 10s).
+	NotifyDeadline time.Duration
+	// MetricsAddr, when set, serves /metrics on a listener of its own and
+	// not on the main one (IDLINK_METRICS_ADDR).
+	MetricsAddr string
+	// MetricsToken, when set, is the bearer token /metrics asks for
+	// (IDLINK_METRICS_TOKEN). In production /metrics is served only on
+	// MetricsAddr or with a token.
+	MetricsToken string
 }
 
 // ErrInvalid is wrapped by every configuration error.
@@ -151,6 +175,7 @@ func Load(getenv func(string) string) (Config, error) {
 	l.accountLife(&c)
 	l.database(&c)
 	l.requests(&c)
+	l.abuse(&c)
 	l.notify(&c)
 	l.oidc(&c)
 	l.webAuthn(&c)
@@ -166,6 +191,11 @@ func Load(getenv func(string) string) (Config, error) {
 
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return c, fmt.Errorf("create data directory: %w", err)
+	}
+	// MkdirAll leaves an existing directory as it was: the data directory
+	// holds the key and the database, for this user only.
+	if err := os.Chmod(c.DataDir, 0o700); err != nil {
+		return c, fmt.Errorf("restrict the data directory: %w", err)
 	}
 	if c.SecretKey == nil { // development only, checked by production
 		var err error
@@ -259,6 +289,19 @@ func (l *loader) database(c *Config) {
 	}
 	if c.DBLockTimeout = l.duration("IDLINK_DB_LOCK_TIMEOUT", "2s"); c.DBLockTimeout < 10*time.Millisecond {
 		l.bad("IDLINK_DB_LOCK_TIMEOUT must be a duration of at least 10ms")
+	}
+}
+
+// abuse reads the budgets of texts and emails, the wrong-code cap, whose
+// address a request comes from, and how /metrics is exposed
+// (docs/SECURITY.md).
+func (l *loader) abuse(c *Config) {
+	loadAbuse(c, l.get, l.bad)
+	if _, err := web.NewClientAddresses(c.ProxyHeader, c.TrustedProxies); err != nil {
+		l.bad("IDLINK_PROXY_HEADER and IDLINK_TRUSTED_PROXIES: %v", err)
+	}
+	if len(c.TrustedProxies) > 0 && c.ProxyHeader == "" {
+		l.bad("IDLINK_TRUSTED_PROXIES needs IDLINK_PROXY_HEADER (X-Forwarded-For or Forwarded): no proxy header is read by default")
 	}
 }
 

@@ -2,12 +2,16 @@ package config
 
 import (
 	"encoding/hex"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/idlink/idlink/server/ratelimit"
 	"github.com/idlink/idlink/server/secrets"
+	"github.com/idlink/idlink/server/sending"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -137,4 +141,50 @@ func TestFaultAndPoolLimits(t *testing.T) {
 		require.ErrorIs(t, err, ErrInvalid, k)
 		require.Contains(t, err.Error(), k)
 	}
+}
+
+// Every sending budget has a variable and a documented default.
+func TestSendingLimits(t *testing.T) {
+	c, err := Load(env(map[string]string{"IDLINK_DATA_DIR": t.TempDir()}))
+	require.NoError(t, err)
+	require.Equal(t, sending.DefaultLimits(), c.Sending)
+	require.Equal(t, ratelimit.Rate{N: 10, Per: time.Hour}, c.CodeGuesses)
+	require.Equal(t, 10*time.Second, c.NotifyDeadline)
+	require.Empty(t, c.ProxyHeader, "no proxy header is read by default")
+
+	c, err = Load(env(map[string]string{"IDLINK_DATA_DIR": t.TempDir(),
+		"IDLINK_SMS_SIGNUP_NUMBERS": "2/12h", "IDLINK_SMS_SIGNUP_CODES": "4/24h", "IDLINK_SMS_PER_ACCOUNT": "20/15m",
+		"IDLINK_SMS_PER_NEW_NUMBER": "3/1h", "IDLINK_SMS_PER_VERIFIED_NUMBER": "30/15m", "IDLINK_SMS_PER_ADDRESS": "5/1h",
+		"IDLINK_SMS_PER_NETWORK": "50/1h", "IDLINK_SMS_CEILING_PER_MINUTE": "100", "IDLINK_SMS_CEILING_PER_HOUR": "2000",
+		"IDLINK_SMS_SIGNUP_SHARE": "25", "IDLINK_SMS_COUNTRIES": "ie, fr", "IDLINK_EMAIL_PER_RECIPIENT": "3/15m",
+		"IDLINK_EMAIL_PER_ADDRESS": "10/1h", "IDLINK_CODE_GUESSES": "6/1h", "IDLINK_NOTIFY_DEADLINE": "5s",
+		"IDLINK_PROXY_HEADER": "Forwarded", "IDLINK_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, ratelimit.Rate{N: 2, Per: 12 * time.Hour}, c.Sending.SignupNumbers)
+	require.Equal(t, ratelimit.Rate{N: 50, Per: time.Hour}, c.Sending.Network)
+	require.Equal(t, 25, c.Sending.SignupShare)
+	require.Equal(t, []string{"IE", "FR"}, c.Sending.Countries)
+	require.Equal(t, ratelimit.Rate{N: 6, Per: time.Hour}, c.CodeGuesses)
+	require.Equal(t, "Forwarded", c.ProxyHeader)
+
+	for name, v := range map[string]string{
+		"IDLINK_SMS_PER_ACCOUNT": "many", "IDLINK_SMS_SIGNUP_SHARE": "101", "IDLINK_SMS_COUNTRIES": "XX",
+		"IDLINK_CODE_GUESSES": "0/1h", "IDLINK_NOTIFY_DEADLINE": "2m", "IDLINK_METRICS_TOKEN": "short",
+		"IDLINK_PROXY_HEADER": "X-Real-IP", "IDLINK_TRUSTED_PROXIES": "10.0.0.1",
+	} {
+		_, err := Load(env(map[string]string{"IDLINK_DATA_DIR": t.TempDir(), name: v}))
+		require.ErrorIs(t, err, ErrInvalid, name)
+		require.Contains(t, err.Error(), name)
+	}
+}
+
+func TestDataDirectoryIsPrivate(t *testing.T) {
+	dir := t.TempDir() + "/data"
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	_, err := Load(env(map[string]string{"IDLINK_DATA_DIR": dir}))
+	require.NoError(t, err)
+	fi, err := os.Stat(dir)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
 }

@@ -85,7 +85,7 @@ func (f *PhoneApproval) Begin(c fiber.Ctx, j *Journey, acct account.Account) err
 func (f approvePages) begin(c fiber.Ctx, acct account.Account) error {
 	st, _ := f.j.load(c)
 	browser, os := web.BrowserAndOS(c.Get(fiber.HeaderUserAgent))
-	ap, err := f.a.Create(c.Context(), push.Request{AccountID: acct.ID, ClientName: st.ClientName, Browser: browser, OS: os, IP: c.IP()})
+	ap, err := f.a.Create(c.Context(), push.Request{AccountID: acct.ID, ClientName: st.ClientName, Browser: browser, OS: os, IP: web.ClientIP(c)})
 	switch {
 	case errors.Is(err, push.ErrPending):
 		// This browser's own request (a refresh, the back button) is
@@ -96,9 +96,9 @@ func (f approvePages) begin(c fiber.Ctx, acct account.Account) error {
 				return redirect(c, "/login/approve")
 			}
 		}
-		return f.fallback(c, acct, "Another login is waiting for approval on your phone, so we have texted you a security code instead.")
+		return f.fallback(c, acct, "Another login is waiting for approval on your phone, so this one uses a security code.")
 	case errors.Is(err, push.ErrRateLimited):
-		return f.fallback(c, acct, "We have asked your phone too many times recently, so we have texted you a security code instead.")
+		return f.fallback(c, acct, "We have asked your phone too many times recently, so this login uses a security code.")
 	case errors.Is(err, push.ErrPaused), errors.Is(err, push.ErrNoDevice):
 		return f.fallback(c, acct, "")
 	case err != nil:
@@ -152,7 +152,7 @@ func (f approvePages) current(c fiber.Ctx) (account.Account, pendingApproval, bo
 func (f approvePages) page(c fiber.Ctx) error {
 	acct, p, ok := f.current(c)
 	if !ok {
-		return redirect(c, "/login")
+		return f.moved(c)
 	}
 	ap, err := f.a.Result(c.Context(), acct.ID, p.ID)
 	if err != nil {
@@ -175,7 +175,7 @@ func (f approvePages) render(c fiber.Ctx, status int, ap push.Approval, notice s
 func (f approvePages) check(c fiber.Ctx) error {
 	acct, p, ok := f.current(c)
 	if !ok {
-		return redirect(c, "/login")
+		return f.moved(c)
 	}
 	ap, err := f.a.Result(c.Context(), acct.ID, p.ID)
 	if err != nil {
@@ -185,6 +185,25 @@ func (f approvePages) check(c fiber.Ctx) error {
 		return f.render(c, http.StatusOK, ap, "Your phone has not answered yet. Approve the request on your phone, then check again.")
 	}
 	return f.outcome(c, acct, ap)
+}
+
+// moved answers a request of the waiting page that arrives once the
+// journey has left it: a "Check again" sent by the page's script as the
+// person chose "Send me a security code instead" (the cancel closes the
+// request, and the event stream says so) must not undo that choice. The
+// browser goes to the journey's current step, or to the login page.
+func (f approvePages) moved(c fiber.Ctx) error {
+	st, ok := f.j.load(c)
+	if !ok || st.AccountID == "" {
+		return redirect(c, "/login")
+	}
+	switch st.Factor {
+	case smsName:
+		return redirect(c, "/login/code")
+	case passkeyName:
+		return redirect(c, "/login/passkey")
+	}
+	return redirect(c, "/login")
 }
 
 // outcome continues the journey from a request that is no longer pending.
@@ -201,9 +220,9 @@ func (f approvePages) outcome(c fiber.Ctx, acct account.Account, ap push.Approva
 		return f.j.ProvedAll(c, trust.Cd, trust.Cm)
 	case push.StatusExpired:
 		f.audit(c, acct, ap, "expired")
-		return f.fallback(c, acct, "Your phone did not answer in time, so we have texted you a security code instead.")
+		return f.fallback(c, acct, "Your phone did not answer in time, so this login uses a security code.")
 	case push.StatusUndeliverable:
-		return f.fallback(c, acct, "We could not reach your phone, so we have texted you a security code instead.")
+		return f.fallback(c, acct, "We could not reach your phone, so this login uses a security code.")
 	case push.StatusCancelled:
 		return f.fallback(c, acct, "")
 	case push.StatusVerifying:

@@ -40,6 +40,10 @@ type Auth struct {
 	Method string `json:"method,omitempty"`
 	// Asserted marks a login carried in from another relying party.
 	Asserted bool `json:"asserted,omitempty"`
+	// DeviceID names the companion-app device whose credential made the
+	// login, if one did (fido_auth_response): grants issued from it are
+	// revoked when the device is removed.
+	DeviceID string `json:"device_id,omitempty"`
 }
 
 // Request asks the journey to sign someone in.

@@ -54,6 +54,10 @@ type Proof struct {
 	// session signed in to another account is replaced. Without it a
 	// different account gives ErrOtherAccount.
 	Switch bool
+	// DeviceID names the companion-app device whose credential made the
+	// login, if one did (fido_auth_response): grants issued from it are
+	// revoked when the device is removed.
+	DeviceID string
 	// Detail is added to the login.completed audit event.
 	Detail map[string]any
 }
@@ -84,7 +88,7 @@ func (j *Journey) SignIn(c fiber.Ctx, p Proof) (Auth, error) {
 		authTime = j.now()
 	}
 	a := Auth{AccountID: p.AccountID, Credentials: p.Credentials, AuthTime: authTime.UTC().Truncate(time.Second),
-		LoginID: secrets.NewID(), Method: p.Method, Asserted: p.Asserted}
+		LoginID: secrets.NewID(), Method: p.Method, Asserted: p.Asserted, DeviceID: p.DeviceID}
 	s := web.Sess(c)
 	s.Renew() // a new id for the signed-in session: no fixation
 	s.SetAccount(p.AccountID)

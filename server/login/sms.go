@@ -1,17 +1,19 @@
 package login
 
 import (
-	"net/http"
+	"context"
+	"net/url"
 
 	"github.com/gofiber/fiber/v3"
 
+	"github.com/idlink/idlink/device"
 	"github.com/idlink/idlink/server/account"
 	"github.com/idlink/idlink/server/trust"
 	"github.com/idlink/idlink/server/web"
 )
 
 // SecurityCode is the factor that proves Cd with a 6-digit code texted to
-// the account's phone.
+// the account's phone, on the one security-code page (account.CodePages).
 type SecurityCode struct {
 	remember *RememberedBrowser // nil: no "remember this browser" box
 }
@@ -25,7 +27,9 @@ func NewSecurityCode(remember *RememberedBrowser) *SecurityCode {
 // smsPages are the code factor's pages for one journey.
 type smsPages struct {
 	*SecurityCode
-	j *Journey
+	j     *Journey
+	codes *account.CodePages
+	flow  *account.CodeFlow
 }
 
 const smsName = "sms"
@@ -43,75 +47,44 @@ func (f *SecurityCode) Available(_ fiber.Ctx, acct account.Account, _ trust.Cred
 
 // Begin implements Factor: texts a code and shows its page.
 func (f *SecurityCode) Begin(c fiber.Ctx, j *Journey, acct account.Account) error {
-	return smsPages{f, j}.begin(c, acct)
-}
-
-func (f smsPages) begin(c fiber.Ctx, acct account.Account) error {
-	err := f.j.accounts.SendCode(c.Context(), web.Actor(c), account.PurposeLogin, acct.ID, acct.PhoneNumber(), acct.ID)
-	if msg, ok := account.CodeErrorMessage(err); ok {
-		v := f.view(acct)
-		v.Errors.Add("code", msg)
-		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
-	}
-	if err != nil {
-		return err
-	}
-	return redirect(c, "/login/code")
+	h := f.pages(j)
+	return h.codes.Send(c, h.flow, account.CodeTarget{AccountID: acct.ID, Phone: acct.PhoneNumber()})
 }
 
 // Routes implements Factor.
 func (f *SecurityCode) Routes(p web.Pages, j *Journey) {
-	h := smsPages{f, j}
-	p.Get("/login/code", h.page)
-	p.Post("/login/code", h.submit)
-	p.Post("/login/code/resend", h.resend)
+	h := f.pages(j)
+	h.codes.Register(p, h.flow)
+	p.Post("/login/code/other", h.other)
 }
 
-func (f smsPages) view(acct account.Account) web.View {
-	return web.View{Title: "Enter the security code", BackLink: "/login",
-		Data: codeData{SentTo: account.MaskPhone(acct.PhoneNumber()), Action: "/login/code", Resend: "/login/code/resend", Remember: f.remember != nil}}
+// pages is the code factor's use of the security-code page in j.
+func (f *SecurityCode) pages(j *Journey) *smsPages {
+	h := &smsPages{SecurityCode: f, j: j, codes: account.NewCodePages(j.accounts, j.r)}
+	h.flow = &account.CodeFlow{
+		Purpose: account.PurposeLogin, Path: "/login/code", BackLink: "/login", Restart: "/login",
+		Target: func(c fiber.Ctx) (account.CodeTarget, bool) {
+			acct, ok := j.AccountInProgress(c, smsName)
+			return account.CodeTarget{AccountID: acct.ID, Phone: acct.PhoneNumber()}, ok
+		},
+		Remember: func(fiber.Ctx) bool { return f.remember != nil },
+		Proved:   h.proved,
+		Stop: func(c fiber.Ctx) {
+			web.Sess(c).Delete(stateKey)
+			j.metrics.JourneysFinished.WithLabelValues("login", "code_guess_limit").Inc()
+		},
+		Others: h.others,
+		Notice: factorNotice.Take,
+	}
+	return h
 }
 
-// codeData is what the shared code page shows.
-type codeData struct {
-	SentTo, Action, Resend string
-	Remember               bool
-}
-
-func (f smsPages) page(c fiber.Ctx) error {
-	acct, ok := f.j.AccountInProgress(c, smsName)
-	if !ok {
-		return redirect(c, "/login")
-	}
-	v := f.view(acct)
-	v.Notice = factorNotice.Take(c)
-	return f.j.r.Render(c, http.StatusOK, "code", v)
-}
-
-func (f smsPages) submit(c fiber.Ctx) error {
-	acct, ok := f.j.AccountInProgress(c, smsName)
-	if !ok {
-		return redirect(c, "/login")
-	}
-	v := f.view(acct)
-	code, valid := account.ParseCode(c.FormValue("code"))
-	if !valid {
-		v.Errors.Add("code", "Enter the 6-digit security code")
-		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
-	}
-	// The code is used when the session that records what it proved is
-	// saved, in the same transaction: a login that cannot be saved leaves
-	// the code usable for the next try.
-	use, err := f.j.accounts.CheckCode(c.Context(), web.Actor(c), account.PurposeLogin, acct.ID, code, acct.ID)
-	if msg, ok := account.CodeErrorMessage(err); ok {
-		v.Errors.Add("code", msg)
-		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
-	}
-	if err != nil {
-		return err
-	}
-	web.Sess(c).InSave(use)
+func (f *smsPages) proved(c fiber.Ctx, t account.CodeTarget) error {
 	if f.remember != nil && c.FormValue("remember") == "yes" {
+		acct, err := f.j.accounts.Account(c.Context(), t.AccountID)
+		if err != nil {
+			return err
+		}
 		if err := f.remember.rememberBrowser(c, f.j, acct); err != nil {
 			return err
 		}
@@ -119,20 +92,68 @@ func (f smsPages) submit(c fiber.Ctx) error {
 	return f.j.Proved(c, trust.Cd)
 }
 
-func (f smsPages) resend(c fiber.Ctx) error {
+// otherWayLabels are the buttons of the factors that can stand in for a
+// code when no text can be sent.
+var otherWayLabels = map[string]string{
+	approveName: "Approve the login with the idlink app on your phone",
+	passkeyName: "Log in with a passkey",
+}
+
+// others lists what else this account can use now: its app, its
+// passkeys (when they would complete this login), and a remembered
+// browser elsewhere.
+func (f *smsPages) others(c fiber.Ctx, t account.CodeTarget) []account.OtherWay {
+	st, ok := f.j.load(c)
+	if !ok {
+		return nil
+	}
+	acct, err := f.j.accounts.Account(c.Context(), t.AccountID)
+	if err != nil {
+		return nil
+	}
+	var out []account.OtherWay
+	for _, g := range f.j.factors {
+		label, ok := otherWayLabels[g.Name()]
+		if !ok || !helps(st, g) || !g.Available(c, acct, st.Proven) {
+			continue
+		}
+		out = append(out, account.OtherWay{Label: label, Action: "/login/code/other?factor=" + url.QueryEscape(g.Name())})
+	}
+	if f.remember != nil {
+		if lister, ok := f.remember.store.(interface {
+			ListRemembered(ctx context.Context, accountID string) ([]device.RememberedBrowser, error)
+		}); ok {
+			if bs, err := lister.ListRemembered(c.Context(), acct.ID); err == nil && len(bs) > 0 {
+				out = append(out, account.OtherWay{Label: "If you log in on a browser you asked us to remember, you will not need a code there."})
+			}
+		}
+	}
+	return out
+}
+
+// helps reports whether g proves something a wanted set still misses.
+func helps(st state, g Factor) bool {
+	for _, want := range st.Want {
+		for _, missing := range st.Proven.Missing(want) {
+			if g.Proves().Has(missing) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// other moves the login from the code to another factor the page
+// offered.
+func (f *smsPages) other(c fiber.Ctx) error {
 	acct, ok := f.j.AccountInProgress(c, smsName)
 	if !ok {
 		return redirect(c, "/login")
 	}
-	v := f.view(acct)
-	err := f.j.accounts.SendCode(c.Context(), web.Actor(c), account.PurposeLogin, acct.ID, acct.PhoneNumber(), acct.ID)
-	if msg, ok := account.CodeErrorMessage(err); ok {
-		v.Errors.Add("code", msg)
-		return f.j.r.Render(c, http.StatusUnprocessableEntity, "code", v)
+	name := c.Query("factor")
+	if _, offered := otherWayLabels[name]; !offered {
+		return redirect(c, "/login/code")
 	}
-	if err != nil {
-		return err
-	}
-	v.Notice = "We have sent a new security code. Codes sent earlier no longer work."
-	return f.j.r.Render(c, http.StatusOK, "code", v)
+	account.ForgetCodeStatus(c, account.PurposeLogin)
+	return f.j.switchFactor(c, acct, name)
 }

@@ -1,6 +1,7 @@
 // Package metrics defines the Prometheus metrics the server exports on
 // /metrics, on a registry of its own (no global state): HTTP requests and
-// latencies, journeys started and finished, security codes sent, lockouts.
+// latencies, journeys started and finished, security codes sent, lockouts, texts
+// and emails sent and refused.
 package metrics
 
 import (
@@ -20,6 +21,10 @@ type Metrics struct {
 	PDSChecks        *prometheus.CounterVec // per-login PDS checks by outcome
 	SignIns          *prometheus.CounterVec // sign-ins by method, outcome (completed, blocked)
 	Shed             *prometheus.CounterVec // requests refused by admission control, by reason
+	Sends            *prometheus.CounterVec // texts and emails by channel, result (sent, failed)
+	SendRefused      *prometheus.CounterVec // sends refused by channel, budget
+	CeilingReached   *prometheus.CounterVec // texts refused by the overall ceiling, by tier (signup, all)
+	CodeGuessLimits  prometheus.Counter     // accounts that reached the wrong-code cap
 }
 
 // Inc counts one per-login PDS check with its outcome (identity.Counter).
@@ -58,8 +63,21 @@ func New() *Metrics {
 		Shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "idlink_http_requests_shed_total", Help: "Requests refused with 503 by admission control, by reason (queue_full, queue_wait).",
 		}, []string{"reason"}),
+		Sends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_sends_total", Help: "Texts and emails handed to the provider, by channel and result (sent, failed).",
+		}, []string{"channel", "result"}),
+		SendRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_sends_refused_total", Help: "Texts and emails refused before the provider, by channel and budget (docs/SECURITY.md).",
+		}, []string{"channel", "budget"}),
+		CeilingReached: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "idlink_sms_ceiling_reached_total", Help: "Texts refused by the overall ceiling, by tier (signup: sign-up texts past their share; all: every text).",
+		}, []string{"tier"}),
+		CodeGuessLimits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "idlink_code_guess_limits_total", Help: "Accounts whose logins stopped after too many wrong security codes.",
+		}),
 	}
 	m.Registry.MustRegister(m.Requests, m.Latency, m.JourneysStarted, m.JourneysFinished, m.CodesSent, m.Lockouts, m.PDSChecks, m.SignIns, m.Shed,
+		m.Sends, m.SendRefused, m.CeilingReached, m.CodeGuessLimits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,7 +44,28 @@ type NotifyConfig struct {
 	HTTPClient *http.Client
 	// Now is the clock for token issue times; time.Now when nil.
 	Now func() time.Time
+	// MaxAttempts bounds the attempts of one Send (DefaultMaxAttempts
+	// when zero): a network failure, a timeout, a 5xx or a rate-limit
+	// answer is tried again, with back-off, while the context's deadline
+	// leaves time.
+	MaxAttempts int
+	// AttemptTimeout bounds each attempt (DefaultAttemptTimeout when
+	// zero), so that a provider that hangs leaves time to try again.
+	AttemptTimeout time.Duration
+	// Backoff is the wait before the second attempt, doubled for each
+	// further one, with jitter (DefaultBackoff when zero). A Retry-After
+	// answer replaces it.
+	Backoff time.Duration
 }
+
+// Retry defaults of the Notify client.
+const (
+	DefaultMaxAttempts    = 3
+	DefaultAttemptTimeout = 4 * time.Second
+	DefaultBackoff        = 250 * time.Millisecond
+	// maxRetryAfter bounds what a Retry-After answer is believed.
+	maxRetryAfter = time.Hour
+)
 
 // Notify is a Sender that sends SMS and email through the GOV.UK Notify REST
 // API v2. It is safe for concurrent use.
@@ -53,6 +76,9 @@ type Notify struct {
 	templates map[Kind]string
 	client    *http.Client
 	now       func() time.Time
+	attempts  int
+	timeout   time.Duration
+	backoff   time.Duration
 }
 
 var _ Sender = (*Notify)(nil)
@@ -107,6 +133,9 @@ func NewNotify(cfg NotifyConfig) (*Notify, error) {
 		templates: templates,
 		client:    client,
 		now:       now,
+		attempts:  orDefault(cfg.MaxAttempts, DefaultMaxAttempts),
+		timeout:   orDefault(cfg.AttemptTimeout, DefaultAttemptTimeout),
+		backoff:   orDefault(cfg.Backoff, DefaultBackoff),
 	}, nil
 }
 
@@ -166,7 +195,11 @@ type notifyRequest struct {
 // Send posts m to Notify. A template must be configured for m.Kind. The
 // recipient rejected by Notify yields ErrInvalidRecipient; every other
 // failure yields ErrSendFailed, with Notify's error code and message kept in
-// the error text.
+// the error text. A failure that another attempt may cure (a network
+// failure, an attempt's timeout, a 5xx, a per-minute rate limit) is tried
+// again with back-off, honouring Retry-After, while ctx's deadline leaves
+// time; when the provider asked us to wait longer than that, RetryAfter
+// reports how long.
 func (n *Notify) Send(ctx context.Context, m Message) error {
 	if err := m.Validate(); err != nil {
 		return err
@@ -199,11 +232,45 @@ func (n *Notify) Send(ctx context.Context, m Message) error {
 	if err != nil {
 		return fmt.Errorf("%w: encode %s request: %w", ErrSendFailed, m.Kind, err)
 	}
+	wait := n.backoff
+	for attempt := 1; ; attempt++ {
+		err := n.attempt(ctx, path, body, m)
+		var again *retryable
+		if err == nil || !errors.As(err, &again) {
+			return err
+		}
+		if attempt >= n.attempts {
+			return again.final()
+		}
+		pause := jitter(wait)
+		if again.after > 0 {
+			pause = again.after
+		}
+		// Another attempt needs the pause and a little time of its own.
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < pause+100*time.Millisecond {
+			return again.final()
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: send %s %s to Notify: %w", ErrSendFailed, m.Channel, m.Kind, ctx.Err())
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}
+
+// attempt makes one request. A failure another attempt may cure is a
+// *retryable.
+func (n *Notify) attempt(ctx context.Context, path string, body []byte, m Message) error {
 	token, err := n.token()
 	if err != nil {
 		return fmt.Errorf("%w: %s %s: %w", ErrSendFailed, m.Channel, m.Kind, err)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, n.base+path, bytes.NewReader(body))
+	actx, cancel := context.WithTimeout(ctx, n.timeout)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, n.base+path, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("%w: build %s request: %w", ErrSendFailed, m.Kind, err)
 	}
@@ -216,17 +283,114 @@ func (n *Notify) Send(ctx context.Context, m Message) error {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return fmt.Errorf("%w: send %s %s to Notify: %w", ErrSendFailed, m.Channel, m.Kind, ctxErr)
 		}
-		return fmt.Errorf("%w: send %s %s to Notify: %w", ErrSendFailed, m.Channel, m.Kind, err)
+		return &retryable{err: fmt.Errorf("%w: send %s %s to Notify: %w", ErrSendFailed, m.Channel, m.Kind, err)}
 	}
 	defer resp.Body.Close()
 	respBody, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	if err != nil {
-		return fmt.Errorf("%w: read Notify answer to %s %s (HTTP %d): %w", ErrSendFailed, m.Channel, m.Kind, resp.StatusCode, err)
+		return &retryable{err: fmt.Errorf("%w: read Notify answer to %s %s (HTTP %d): %w", ErrSendFailed, m.Channel, m.Kind, resp.StatusCode, err)}
 	}
 	if err := interpret(resp.StatusCode, respBody); err != nil {
-		return fmt.Errorf("send %s %s: %w", m.Channel, m.Kind, err)
+		err = fmt.Errorf("send %s %s: %w", m.Channel, m.Kind, err)
+		if retryStatus(resp.StatusCode, respBody) {
+			return &retryable{err: err, after: retryAfter(resp.Header.Get("Retry-After"), n.now())}
+		}
+		return err
 	}
 	return nil
+}
+
+// retryable is a failed attempt that another may cure; after is how long
+// the provider asked us to wait (0: not said).
+type retryable struct {
+	err   error
+	after time.Duration
+}
+
+func (r *retryable) Error() string { return r.err.Error() }
+func (r *retryable) Unwrap() error { return r.err }
+
+// final is the error Send returns when it stops trying: the last
+// attempt's, carrying the provider's Retry-After.
+func (r *retryable) final() error {
+	if r.after > 0 {
+		return &waitError{err: r.err, after: r.after}
+	}
+	return r.err
+}
+
+// waitError is a failure after which the provider asked us to wait.
+type waitError struct {
+	err   error
+	after time.Duration
+}
+
+func (w *waitError) Error() string { return w.err.Error() }
+func (w *waitError) Unwrap() error { return w.err }
+
+// RetryAfter reports how long the provider asked us to wait before trying
+// again (its Retry-After), when a Send failed with such an answer.
+func RetryAfter(err error) (time.Duration, bool) {
+	var w *waitError
+	if errors.As(err, &w) {
+		return w.after, true
+	}
+	return 0, false
+}
+
+// retryStatus reports whether an answer may succeed when tried again: a
+// server error or a per-minute rate limit (not the daily send limit).
+func retryStatus(status int, body []byte) bool {
+	switch {
+	case status >= 500:
+		return true
+	case status == http.StatusTooManyRequests:
+		eb, err := parseErrorBody(body)
+		if err != nil {
+			return true
+		}
+		for _, e := range eb.Errors {
+			if e.Error == "TooManyRequestsError" {
+				return false // the daily limit: not before tomorrow
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date. It
+// returns 0 when there is none or it makes no sense.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.Atoi(v); err == nil {
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	if d <= 0 {
+		return 0
+	}
+	return min(d, maxRetryAfter)
+}
+
+// jitter returns a duration between d/2 and d.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // token returns a fresh JWT for the Authorization header: HS256 over

@@ -299,7 +299,8 @@ func TestNotifyErrorMapping(t *testing.T) {
 				_, _ = io.WriteString(w, tc.body)
 				return true
 			})
-			n := newClient(t, f.srv.URL, nil)
+			// One attempt: how answers are retried is TestNotifyRetries's.
+			n := newClient(t, f.srv.URL, func(c *notify.NotifyConfig) { c.MaxAttempts = 1 })
 			err := n.Send(context.Background(), tc.msg)
 			require.Error(t, err)
 			require.ErrorIs(t, err, tc.want)
@@ -500,4 +501,128 @@ func TestNotifyConcurrentSends(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.Len(t, f.requests(), count)
+}
+
+// A provider outage: server errors, rate limits and hangs are tried again
+// within the caller's deadline, Retry-After is honoured, and what cannot
+// succeed (the daily limit, a refused recipient) is tried once.
+func TestNotifyRetries(t *testing.T) {
+	sms := notify.Message{Channel: notify.SMS, To: "+447700900123", Kind: "login_code", Text: "code 1", Code: "1"}
+	fast := func(c *notify.NotifyConfig) {
+		c.Backoff = 10 * time.Millisecond
+		c.AttemptTimeout = 200 * time.Millisecond
+	}
+	failing := func(n int, status int, retryAfter, code string) *fakeNotify {
+		var mu sync.Mutex
+		left := n
+		return newFakeNotify(t, func(w http.ResponseWriter, r *http.Request) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if left == 0 {
+				return false
+			}
+			left--
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
+			writeNotifyError(w, status, code, "try later")
+			return true
+		})
+	}
+
+	t.Run("500 then accepted", func(t *testing.T) {
+		f := failing(2, 500, "", "Exception")
+		n := newClient(t, f.srv.URL, fast)
+		require.NoError(t, n.Send(context.Background(), sms))
+		require.Len(t, f.requests(), 3)
+	})
+	t.Run("500 every time", func(t *testing.T) {
+		f := failing(10, 500, "", "Exception")
+		n := newClient(t, f.srv.URL, fast)
+		err := n.Send(context.Background(), sms)
+		require.ErrorIs(t, err, notify.ErrSendFailed)
+		require.Len(t, f.requests(), notify.DefaultMaxAttempts)
+		_, ok := notify.RetryAfter(err)
+		require.False(t, ok)
+	})
+	t.Run("429 with a short Retry-After is waited for", func(t *testing.T) {
+		f := failing(1, 429, "1", "RateLimitError")
+		n := newClient(t, f.srv.URL, fast)
+		start := time.Now()
+		require.NoError(t, n.Send(context.Background(), sms))
+		require.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond, "Retry-After: 1 was honoured")
+		require.Len(t, f.requests(), 2)
+	})
+	t.Run("429 with a Retry-After beyond the deadline is reported", func(t *testing.T) {
+		f := failing(10, 429, "120", "RateLimitError")
+		n := newClient(t, f.srv.URL, fast)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		start := time.Now()
+		err := n.Send(ctx, sms)
+		require.ErrorIs(t, err, notify.ErrSendFailed)
+		require.Less(t, time.Since(start), time.Second, "no waiting for what cannot come in time")
+		after, ok := notify.RetryAfter(err)
+		require.True(t, ok)
+		require.Equal(t, 2*time.Minute, after)
+		require.Len(t, f.requests(), 1)
+	})
+	t.Run("the daily limit is not retried", func(t *testing.T) {
+		f := failing(10, 429, "", "TooManyRequestsError")
+		n := newClient(t, f.srv.URL, fast)
+		require.ErrorIs(t, n.Send(context.Background(), sms), notify.ErrSendFailed)
+		require.Len(t, f.requests(), 1)
+	})
+	t.Run("a refused recipient is not retried", func(t *testing.T) {
+		f := failing(10, 400, "", "ValidationError")
+		f.respond = func(w http.ResponseWriter, r *http.Request) bool {
+			writeNotifyError(w, 400, "ValidationError", "phone_number Not a UK mobile number")
+			return true
+		}
+		n := newClient(t, f.srv.URL, fast)
+		require.ErrorIs(t, n.Send(context.Background(), sms), notify.ErrInvalidRecipient)
+		require.Len(t, f.requests(), 1)
+	})
+	t.Run("a hang is cut short and tried again", func(t *testing.T) {
+		var mu sync.Mutex
+		hung := false
+		release := make(chan struct{})
+		f := newFakeNotify(t, func(w http.ResponseWriter, r *http.Request) bool {
+			mu.Lock()
+			first := !hung
+			hung = true
+			mu.Unlock()
+			if first {
+				select {
+				case <-r.Context().Done():
+				case <-release:
+				}
+				return true
+			}
+			return false
+		})
+		t.Cleanup(func() { close(release) })
+		n := newClient(t, f.srv.URL, fast)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		require.NoError(t, n.Send(ctx, sms))
+		require.Len(t, f.requests(), 2)
+	})
+	t.Run("a hang past the deadline fails in time", func(t *testing.T) {
+		release := make(chan struct{})
+		f := newFakeNotify(t, func(w http.ResponseWriter, r *http.Request) bool {
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return true
+		})
+		t.Cleanup(func() { close(release) })
+		n := newClient(t, f.srv.URL, fast)
+		ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		require.ErrorIs(t, n.Send(ctx, sms), notify.ErrSendFailed)
+		require.Less(t, time.Since(start), 1500*time.Millisecond)
+	})
 }

@@ -29,6 +29,8 @@ type AccessToken struct {
 	AuthTime time.Time
 	// Expiry is when the token stops being accepted.
 	Expiry time.Time
+	// GrantID names the grant the token came from (RevokeGrant).
+	GrantID string
 }
 
 // HasScope reports whether the token carries scope.
@@ -54,7 +56,7 @@ func (s *Server) VerifyAccessToken(ctx context.Context, raw string) (AccessToken
 	}
 	out := AccessToken{
 		AccountID: v.grant.AccountID, ClientID: v.client.ID, Scopes: slices.Clone(v.scopes),
-		VoT: v.grant.VoT, Credentials: creds, AuthTime: v.grant.AuthTime.UTC(),
+		VoT: v.grant.VoT, Credentials: creds, AuthTime: v.grant.AuthTime.UTC(), GrantID: v.grant.ID,
 	}
 	if v.claims.Expiry != nil {
 		out.Expiry = v.claims.Expiry.Time().UTC()

@@ -134,6 +134,9 @@ type pending struct {
 	// Switch is a verified proof for another account than the one signed
 	// in, waiting for the person to choose (the switch-account page).
 	Switch *login.Proof `json:"switch,omitempty"`
+	// Enrol marks a request for device_enrolment: it always needs a login
+	// made for it (as prompt=login) and the person's confirmation.
+	Enrol bool `json:"enrol,omitempty"`
 }
 
 const pendingKey = "authorize"
@@ -387,6 +390,10 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 		return req, perr
 	}
 	req.Prompt = prompt
+	req.Enrol = slices.Contains(strings.Fields(req.Scope), ScopeDeviceEnrolment)
+	if req.Enrol && req.Prompt == "none" {
+		return req, authzErr("interaction_required", "device_enrolment needs the person to log in and confirm: prompt=none cannot be used")
+	}
 	vs, err := client.RequestedVectors(param("vtr"))
 	if err != nil {
 		return req, authzErr(codeInvalidRequest, "%s", err.Error())
@@ -451,8 +458,9 @@ func (a *Authorize) proceed(c fiber.Ctx, req pending, client *Client) error {
 		return fmt.Errorf("stored vtr: %w", err)
 	}
 	auth, signedIn := a.login.CurrentIncludingAsserted(c)
-	if signedIn && req.Prompt == "login" && auth.LoginID == req.PriorLogin {
-		signedIn = false // prompt=login: only a login after the request counts
+	fresh := req.Prompt == "login" || req.Enrol
+	if signedIn && fresh && auth.LoginID == req.PriorLogin {
+		signedIn = false // prompt=login, enrolment: only a login after the request counts
 	}
 	if signedIn && auth.Asserted && slices.Contains(strings.Fields(req.Scope), ScopeDeviceEnrolment) {
 		signedIn = false // enrolling the app needs a login made on idlink
@@ -486,7 +494,7 @@ func (a *Authorize) proceed(c fiber.Ctx, req pending, client *Client) error {
 	return a.login.Start(c, login.Request{
 		Want:             want,
 		ReturnTo:         "/authorize/continue?id=" + url.QueryEscape(req.ID),
-		Force:            req.Prompt == "login",
+		Force:            fresh,
 		HideRegistration: req.HideRegistration,
 		ClientName:       client.Name,
 	})
@@ -540,6 +548,12 @@ func (a *Authorize) consentOrCode(c fiber.Ctx, req pending, client *Client, auth
 	if err != nil {
 		return err
 	}
+	// Enrolling a device is never agreed once for all: the person confirms
+	// each time, on this phone, that they are setting up the app.
+	if enrol := slices.Contains(scopes, ScopeDeviceEnrolment); enrol {
+		return a.r.Render(c, http.StatusOK, "consent", web.View{Title: "Set up the app on this phone",
+			Data: consentView{RequestID: req.ID, ClientName: client.Name, Items: describeScopes(shared), Enrol: true}})
+	}
 	if !agreed {
 		// Even with prompt=none: NHS login asks a person signed in by
 		// single sign-on to agree the first time a service (or a service
@@ -559,7 +573,7 @@ func (a *Authorize) issue(c fiber.Ctx, req pending, client *Client, auth login.A
 	code, err := a.s.IssueCode(c.Context(), Grant{
 		ClientID: client.ID, RedirectURI: req.RedirectURI, AccountID: auth.AccountID, Scopes: scopes,
 		Nonce: req.Nonce, VoT: vot.String(), VTR: vs, AuthTime: auth.AuthTime, Credentials: auth.Credentials,
-		CodeChallenge: req.CodeChallenge, CodeChallengeMethod: req.CodeChallengeMethod,
+		CodeChallenge: req.CodeChallenge, CodeChallengeMethod: req.CodeChallengeMethod, DeviceID: auth.DeviceID,
 	})
 	if errors.Is(err, ErrAccountBlocked) {
 		return a.finishError(c, req, authzErr("access_denied", "the account cannot be used to sign in"))
@@ -606,7 +620,8 @@ func (a *Authorize) handleConsent(c fiber.Ctx) error {
 	if err != nil {
 		return a.finishError(c, req, authzErr(codeInvalidScope, "%s", err.Error()))
 	}
-	if err := a.consents.add(c.Context(), auth.AccountID, client.ID, sharedScopes(scopes), a.s.now()); err != nil {
+	remembered := slices.DeleteFunc(sharedScopes(scopes), func(sc string) bool { return sc == ScopeDeviceEnrolment })
+	if err := a.consents.add(c.Context(), auth.AccountID, client.ID, remembered, a.s.now()); err != nil {
 		return err
 	}
 	a.s.record(c.Context(), web.Actor(c), "authorize.consent_given", audit.Success, auth.AccountID, map[string]any{"client_id": client.ID, "scopes": strings.Join(scopes, " ")})
@@ -711,6 +726,8 @@ type consentView struct {
 	RequestID  string
 	ClientName string
 	Items      []string
+	// Enrol asks the person to confirm setting up the app on this phone.
+	Enrol bool
 }
 
 var scopeWords = map[string]string{

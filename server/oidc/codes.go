@@ -53,6 +53,9 @@ type Grant struct {
 	// request had none (allowed only for confidential clients).
 	CodeChallenge       string
 	CodeChallengeMethod string
+	// DeviceID names the companion-app device whose credential made the
+	// login, if one did: removing the device revokes the grant.
+	DeviceID string
 }
 
 // ValidateCodeChallenge checks the PKCE parameters of an authorization
@@ -94,6 +97,7 @@ type grantRow struct {
 	RevokedAt           *time.Time `db:"revoked_at"`
 	CreatedAt           time.Time  `db:"created_at"`
 	ExpiresAt           time.Time  `db:"expires_at"`
+	DeviceID            *string    `db:"device_id"`
 }
 
 func (g *grantRow) scopes() []string { return strings.Fields(g.Scopes) }
@@ -171,6 +175,10 @@ func (s *Server) IssueCode(ctx context.Context, g Grant) (string, error) {
 	}
 	code := secrets.NewToken()
 	expires := now.Add(s.cfg.CodeLifetime)
+	var deviceID *string
+	if g.DeviceID != "" {
+		deviceID = &g.DeviceID
+	}
 	err = s.store.insertGrant(ctx, &grantRow{
 		ID:                  secrets.NewID(),
 		CodeHash:            s.keyring.MAC(macCode, code),
@@ -191,6 +199,7 @@ func (s *Server) IssueCode(ctx context.Context, g Grant) (string, error) {
 		// Long enough for anything issued from the code, so that
 		// redeeming it changes no index.
 		ExpiresAt: expires.Add(s.grantLifetime(client)),
+		DeviceID:  deviceID,
 	})
 	if err != nil {
 		return "", fmt.Errorf("store authorization code: %w", err)
@@ -302,6 +311,30 @@ func (g *Grants) RevokeAccount(ctx context.Context, accountID string) (int64, er
 		return 0, fmt.Errorf("revoke account grants: %w", err)
 	}
 	return n, nil
+}
+
+// RevokeDevice revokes every grant that came from a login made with the
+// companion-app device deviceID (its refresh tokens are refused, its
+// access tokens rejected): call it when the device is removed. It
+// returns how many grants it revoked.
+func (s *Server) RevokeDevice(ctx context.Context, deviceID string) (int64, error) {
+	n, err := s.store.revokeDevice(ctx, deviceID, s.now())
+	if err != nil {
+		return 0, fmt.Errorf("revoke device grants: %w", err)
+	}
+	return n, nil
+}
+
+// RevokeGrant revokes one grant (an enrolment token once it has enrolled
+// a device). It reports whether this call revoked it: false when it was
+// revoked already, so of two concurrent callers exactly one gets true.
+func (s *Server) RevokeGrant(ctx context.Context, grantID string) (bool, error) {
+	res, err := s.store.revokeGrantByID(ctx, grantID, s.now())
+	if err != nil {
+		return false, fmt.Errorf("revoke grant: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // pkceMatches checks an S256 code_verifier against its challenge.

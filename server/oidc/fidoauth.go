@@ -78,5 +78,6 @@ func (a *Authorize) fidoProof(c fiber.Ctx, client *Client, raw string) (login.Pr
 		detail["device_id"] = cred.DeviceID
 	}
 	a.s.record(ctx, act, "authorize.fido_login", audit.Success, cred.AccountID, detail)
-	return login.Proof{AccountID: cred.AccountID, Method: login.MethodFIDOAuthResponse, Credentials: creds, Detail: detail}, nil
+	return login.Proof{AccountID: cred.AccountID, Method: login.MethodFIDOAuthResponse, Credentials: creds,
+		DeviceID: cred.DeviceID, Detail: detail}, nil
 }

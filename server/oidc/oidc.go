@@ -274,7 +274,7 @@ func (s *Server) ForgetAccount(ctx context.Context, accountID string) error {
 
 // actor describes the request for the audit log.
 func actor(c fiber.Ctx) audit.Actor {
-	return audit.Actor{IP: c.IP(), UserAgent: c.Get(fiber.HeaderUserAgent), RequestID: web.RequestID(c)}
+	return audit.Actor{IP: web.ClientIP(c), UserAgent: c.Get(fiber.HeaderUserAgent), RequestID: web.RequestID(c)}
 }
 
 // record writes an audit event; a failure to audit is logged, not fatal to

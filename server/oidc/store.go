@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -168,13 +169,13 @@ func (st *store) deleteClient(ctx context.Context, id string) (bool, error) {
 // ---- grants (codes) -------------------------------------------------------
 
 const grantColumns = `id, code_hash, client_id, account_id, subject, redirect_uri, scopes, nonce, vot, vtr, credentials,
-	auth_time, code_challenge, code_challenge_method, code_expires_at, code_used_at, revoked_at, created_at, expires_at`
+	auth_time, code_challenge, code_challenge_method, code_expires_at, code_used_at, revoked_at, created_at, expires_at, device_id`
 
 // insertGrant stores a new grant with its code's hash.
 func (st *store) insertGrant(ctx context.Context, g *grantRow) error {
 	_, err := st.db.NamedExecContext(ctx, `INSERT INTO oidc_grants (`+grantColumns+`) VALUES
 		(:id, :code_hash, :client_id, :account_id, :subject, :redirect_uri, :scopes, :nonce, :vot, :vtr, :credentials,
-		 :auth_time, :code_challenge, :code_challenge_method, :code_expires_at, :code_used_at, :revoked_at, :created_at, :expires_at)`, g)
+		 :auth_time, :code_challenge, :code_challenge_method, :code_expires_at, :code_used_at, :revoked_at, :created_at, :expires_at, :device_id)`, g)
 	return err
 }
 
@@ -230,6 +231,20 @@ func (st *store) extendGrant(ctx context.Context, tx *sqlx.Tx, id string, until 
 func (st *store) revokeGrant(ctx context.Context, id string, now time.Time) error {
 	_, err := st.db.ExecContext(ctx, st.db.Rebind(`UPDATE oidc_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`), now, id)
 	return err
+}
+
+// revokeDevice revokes the live grants of logins made with a device.
+func (st *store) revokeDevice(ctx context.Context, deviceID string, now time.Time) (int64, error) {
+	res, err := st.db.ExecContext(ctx, st.db.Rebind(`UPDATE oidc_grants SET revoked_at = ? WHERE device_id = ? AND revoked_at IS NULL`), now, deviceID)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// revokeGrantByID revokes one live grant.
+func (st *store) revokeGrantByID(ctx context.Context, grantID string, now time.Time) (sql.Result, error) {
+	return st.db.ExecContext(ctx, st.db.Rebind(`UPDATE oidc_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`), now, grantID)
 }
 
 // revokeAccount marks every live grant of an account revoked and returns

@@ -274,7 +274,9 @@ func (s *Server) storeIssued(ctx context.Context, tx *sqlx.Tx, g *grantRow, clie
 			return "", "", fmt.Errorf("extend grant: %w", err)
 		}
 	}
-	if client.RefreshTokens {
+	// No refresh token ever carries device_enrolment: enrolling a device
+	// needs a fresh login (server/companion), not a long-lived token.
+	if client.RefreshTokens && !slices.Contains(scopes, ScopeDeviceEnrolment) {
 		refresh = secrets.NewToken()
 		if err := s.store.insertRefresh(ctx, tx, s.keyring.MAC(macRefresh, refresh), g.ID, client.ID, now, now.Add(s.cfg.RefreshTokenLifetime)); err != nil {
 			return "", "", fmt.Errorf("store refresh token: %w", err)
@@ -334,7 +336,10 @@ func (s *Server) exchangeRefresh(ctx context.Context, a audit.Actor, ac *authent
 	if g.RevokedAt != nil {
 		return nil, invalidGrant("the refresh token has been revoked")
 	}
-	scopes, err := narrowScopes(g.scopes(), f["scope"])
+	// A refresh token issued before enrolment grants stopped carrying
+	// refresh tokens still never renews device_enrolment.
+	granted := slices.DeleteFunc(g.scopes(), func(sc string) bool { return sc == ScopeDeviceEnrolment })
+	scopes, err := narrowScopes(granted, f["scope"])
 	if err != nil {
 		return nil, err
 	}

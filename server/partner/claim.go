@@ -54,12 +54,6 @@ type claimView struct {
 	Terms    string
 }
 
-// codeView is the data of the shared security-code page.
-type codeView struct {
-	Action, Resend, SentTo string
-	Remember               bool
-}
-
 // RegisterPages mounts the claim journey's pages.
 func (a *API) RegisterPages(p web.Pages) {
 	p.Get(PathClaim, a.handleClaimLink)
@@ -166,8 +160,8 @@ func (a *API) handleClaimStart(c fiber.Ctx) error {
 }
 
 func (a *API) renderCode(c fiber.Ctx, status int, errs web.Errors, row provisionRow) error {
-	return a.d.Renderer.Render(c, status, "code", web.View{Title: "Enter the security code", Errors: errs, Data: codeView{
-		Action: PathClaim + "/code", Resend: PathClaim + "/start", SentTo: web.NationalPhone(row.Mobile),
+	return a.d.Renderer.Render(c, status, "code", web.View{Title: "Enter the security code", Errors: errs, Data: account.CodePageData{
+		Action: PathClaim + "/code", Resend: PathClaim + "/start", SentTo: web.NationalPhone(row.Mobile), Sent: true,
 	}})
 }
 

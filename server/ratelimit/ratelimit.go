@@ -39,6 +39,12 @@ func (l *Limiter) Take(ctx context.Context, key string, limit int, window time.D
 	return n <= limit, nil
 }
 
+// Add counts one event for key and returns its number within the window
+// (1 for the first).
+func (l *Limiter) Add(ctx context.Context, key string, window time.Duration) (int, error) {
+	return l.add(ctx, key, window, 1)
+}
+
 // Count returns how many events key has in its current window, without
 // counting one.
 func (l *Limiter) Count(ctx context.Context, key string, window time.Duration) (int, error) {

@@ -213,17 +213,11 @@ func (h *Handlers) removeDevice(c fiber.Ctx) error {
 		return err
 	}
 	id := c.FormValue("id")
-	err = h.d.Devices.Remove(c.Context(), acct.ID, id)
+	err = h.removeApp(c.Context(), web.Actor(c), acct.ID, id, "settings")
 	if id == "" || errors.Is(err, device.ErrNotFound) || errors.Is(err, device.ErrRemoved) || errors.Is(err, device.ErrInvalid) {
 		return h.refuse(c, acct, "devices", "We could not find that device. It may have been removed already.")
 	}
 	if err != nil {
-		return err
-	}
-	if h.d.DeviceRemoved != nil {
-		h.d.DeviceRemoved(c.Context(), id)
-	}
-	if err := h.record(c, "device.removed", audit.Success, acct.ID, map[string]any{"device": id}); err != nil {
 		return err
 	}
 	settingsNotice.Set(c, "The device has been removed. It can no longer be used to log in or approve anything.")

@@ -13,12 +13,6 @@ import (
 // phoneKey keeps the new mobile number between its page and the code page.
 const phoneKey = "phone_change"
 
-// codeData is what code.html shows (the same fields as the other code pages).
-type codeData struct {
-	SentTo, Action, Resend string
-	Remember               bool
-}
-
 func phoneView() web.View {
 	return web.View{Title: "Enter your new mobile phone number", BackLink: "/account"}
 }
@@ -32,7 +26,7 @@ func (h *Handlers) phonePage(c fiber.Ctx) error {
 
 func phoneCodeView(newPhone string) web.View {
 	return web.View{Title: "Enter the security code", BackLink: PhonePath,
-		Data: codeData{SentTo: account.MaskPhone(newPhone), Action: PhoneCodePath, Resend: PhoneCodePath + "/resend"}}
+		Data: account.CodePageData{SentTo: account.MaskPhone(newPhone), Action: PhoneCodePath, Resend: PhoneCodePath + "/resend", Sent: true}}
 }
 
 // codeProblem adds the message for a security-code error to v, or returns

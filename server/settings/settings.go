@@ -68,6 +68,16 @@ type Deps struct {
 	Sharing Sharing
 	// Closer deletes accounts.
 	Closer Closer
+	// Grants revokes what was issued to relying parties (*oidc.Server):
+	// every grant of the account when it signs out everywhere or resets
+	// its password, a device's grants when the device is removed.
+	Grants Grants
+}
+
+// Grants revokes OIDC grants; *oidc.Server implements it.
+type Grants interface {
+	RevokeAccount(ctx context.Context, accountID string) (int64, error)
+	RevokeDevice(ctx context.Context, deviceID string) (int64, error)
 }
 
 // Handlers serves the settings pages. It is safe for concurrent use.
@@ -107,16 +117,62 @@ func (h *Handlers) Register(p web.Pages) {
 	login.PostJSON(p, "/account/passkeys/finish", h.passkeyFinish)
 }
 
-// PasswordReset forgets every browser remembered for the account: a new
-// password must not leave an old browser able to skip the code. The
-// account pages call it when a reset completes.
+// PasswordReset undoes what the old password let in, because whoever
+// knew it may have used it: every remembered browser is forgotten, every
+// companion-app device is removed (the app is set up again with the new
+// password), and every grant of the account is revoked (relying parties'
+// refresh tokens included). The account pages call it when a reset
+// completes.
 func (h *Handlers) PasswordReset(ctx context.Context, a audit.Actor, accountID string) error {
 	n, err := h.d.Devices.ForgetAllRemembered(ctx, accountID)
 	if err != nil {
 		return fmt.Errorf("password reset: %w", err)
 	}
-	return h.d.Audit.Record(ctx, a, "remembered_browser.forgotten_all", audit.Success, accountID,
-		map[string]any{"reason": "password_reset", "count": n})
+	if err := h.d.Audit.Record(ctx, a, "remembered_browser.forgotten_all", audit.Success, accountID,
+		map[string]any{"reason": "password_reset", "count": n}); err != nil {
+		return err
+	}
+	devices, err := h.d.Devices.ListForAccount(ctx, accountID)
+	if err != nil {
+		return fmt.Errorf("password reset: %w", err)
+	}
+	for _, d := range devices {
+		if err := h.removeApp(ctx, a, accountID, d.ID, "password_reset"); err != nil {
+			return err
+		}
+	}
+	return h.revokeAll(ctx, a, accountID, "password_reset")
+}
+
+// removeApp removes a companion-app device and revokes what it holds: its
+// sockets close, and the grants of the logins it made are revoked.
+func (h *Handlers) removeApp(ctx context.Context, a audit.Actor, accountID, id, reason string) error {
+	err := h.d.Devices.Remove(ctx, accountID, id)
+	if err != nil {
+		return err
+	}
+	if h.d.DeviceRemoved != nil {
+		h.d.DeviceRemoved(ctx, id)
+	}
+	var revoked int64
+	if h.d.Grants != nil {
+		if revoked, err = h.d.Grants.RevokeDevice(ctx, id); err != nil {
+			return fmt.Errorf("revoke the grants of a removed device: %w", err)
+		}
+	}
+	return h.d.Audit.Record(ctx, a, "device.removed", audit.Success, accountID, map[string]any{"device": id, "reason": reason, "grants_revoked": revoked})
+}
+
+// revokeAll revokes every grant of the account.
+func (h *Handlers) revokeAll(ctx context.Context, a audit.Actor, accountID, reason string) error {
+	if h.d.Grants == nil {
+		return nil
+	}
+	n, err := h.d.Grants.RevokeAccount(ctx, accountID)
+	if err != nil {
+		return fmt.Errorf("revoke the account's grants: %w", err)
+	}
+	return h.d.Audit.Record(ctx, a, "oidc.grants_revoked", audit.Success, accountID, map[string]any{"reason": reason, "grants": n})
 }
 
 // strong reports whether the session is signed in by a login that proved
@@ -274,11 +330,14 @@ func (h *Handlers) signOutEverywhere(c fiber.Ctx) error {
 	}
 	c.Cookie(&fiber.Cookie{Name: login.RememberCookie, Value: "", Path: "/", HTTPOnly: true, Secure: h.d.Secure,
 		SameSite: fiber.CookieSameSiteLaxMode, Expires: time.Unix(0, 0), MaxAge: -1})
+	if err := h.revokeAll(c.Context(), web.Actor(c), acct.ID, "signed_out_everywhere"); err != nil {
+		return err
+	}
 	if err := h.record(c, "account.signed_out_everywhere", audit.Success, acct.ID,
 		map[string]any{"sessions": ended, "remembered_browsers": forgotten}); err != nil {
 		return err
 	}
-	settingsNotice.Set(c, "You have been signed out on every other device, and no browser is remembered any more.")
+	settingsNotice.Set(c, "You have been signed out on every other device, no browser is remembered any more, and services you logged in to must ask you to log in again.")
 	return redirectTo(c, PagePath)
 }
 

@@ -14,8 +14,15 @@ import (
 	"github.com/idlink/idlink/server/secrets"
 )
 
-// SessionCookie is the name of the cookie that carries the session id.
+// SessionCookie is the name of the cookie that carries the session id
+// over http (development); under https it is SecureSessionCookie.
 const SessionCookie = "idlink_session"
+
+// SecureSessionCookie is the session cookie's name under https: the
+// __Host- prefix makes browsers refuse it unless it is Secure, has Path=/
+// and no Domain, so neither a subdomain nor a plain-http page can set or
+// overwrite it.
+const SecureSessionCookie = "__Host-" + SessionCookie
 
 const localsSession = "idlink.session"
 
@@ -149,11 +156,20 @@ type sessionRow struct {
 
 func (st *Sessions) hash(id string) string { return st.keys.MAC("session", id) }
 
+// CookieName is the session cookie's name: SecureSessionCookie under
+// https, SessionCookie otherwise.
+func (st *Sessions) CookieName() string {
+	if st.secure {
+		return SecureSessionCookie
+	}
+	return SessionCookie
+}
+
 // Middleware loads the browser's session before the handler and saves it
 // after; handlers reach it with Sess(c).
 func (st *Sessions) Middleware() fiber.Handler {
 	return func(c fiber.Ctx) error {
-		s, err := st.load(c.Context(), c.Cookies(SessionCookie))
+		s, err := st.load(c.Context(), c.Cookies(st.CookieName()))
 		if err != nil {
 			return err
 		}
@@ -276,7 +292,7 @@ func (st *Sessions) save(c fiber.Ctx, s *Session) error {
 			cookie = func() {
 				s.stored = true
 				c.Cookie(&fiber.Cookie{
-					Name:     SessionCookie,
+					Name:     st.CookieName(),
 					Value:    s.id,
 					Path:     "/",
 					HTTPOnly: true,
@@ -302,7 +318,7 @@ func (st *Sessions) save(c fiber.Ctx, s *Session) error {
 }
 
 func (st *Sessions) clearCookie(c fiber.Ctx) {
-	c.Cookie(&fiber.Cookie{Name: SessionCookie, Value: "", Path: "/", HTTPOnly: true, Secure: st.secure,
+	c.Cookie(&fiber.Cookie{Name: st.CookieName(), Value: "", Path: "/", HTTPOnly: true, Secure: st.secure,
 		SameSite: fiber.CookieSameSiteLaxMode, Expires: time.Unix(0, 0), MaxAge: -1})
 }
 

@@ -132,3 +132,45 @@ func TestSessionRenewalAndEnding(t *testing.T) {
 		require.Empty(t, got)
 	})
 }
+
+// Under https the session cookie carries the __Host- prefix (Secure,
+// Path=/, no Domain), so no subdomain or plain-http page can plant one;
+// the prefixed cookie is the one read back.
+func TestHostPrefixedCookieUnderHTTPS(t *testing.T) {
+	db := dbtest.SQLite(t)
+	keys, err := secrets.NewKeyring(secrets.NewKey())
+	require.NoError(t, err)
+	st := web.NewSessions(db, keys, 30*time.Minute, 12*time.Hour, true, nil)
+	require.Equal(t, "__Host-idlink_session", st.CookieName())
+	a := fiber.New()
+	a.Use(st.Middleware())
+	a.Get("/set", func(c fiber.Ctx) error { web.Sess(c).Put("v", "x"); return c.SendString("ok") })
+	a.Get("/get", func(c fiber.Ctx) error {
+		var v string
+		web.Sess(c).Get("v", &v)
+		return c.SendString(v)
+	})
+	resp, err := a.Test(httptest.NewRequest(http.MethodGet, "/set", nil))
+	require.NoError(t, err)
+	raw := resp.Header.Get("Set-Cookie")
+	require.True(t, strings.HasPrefix(raw, "__Host-idlink_session="), raw)
+	require.Contains(t, strings.ToLower(raw), "secure")
+	require.Contains(t, raw, "path=/")
+	require.NotContains(t, strings.ToLower(raw), "domain=")
+	var id string
+	for _, c := range resp.Cookies() {
+		id = c.Value
+	}
+	req := httptest.NewRequest(http.MethodGet, "/get", nil)
+	req.Header.Set("Cookie", "__Host-idlink_session="+id)
+	resp, err = a.Test(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	require.Equal(t, "x", string(body))
+	req = httptest.NewRequest(http.MethodGet, "/get", nil)
+	req.Header.Set("Cookie", "idlink_session="+id)
+	resp, err = a.Test(req)
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	require.Empty(t, string(body), "an unprefixed cookie is not read under https")
+}

@@ -256,7 +256,7 @@ func RequestID(c fiber.Ctx) string {
 
 // Actor describes the request for audit events.
 func Actor(c fiber.Ctx) audit.Actor {
-	return audit.Actor{IP: c.IP(), UserAgent: string(c.Request().Header.UserAgent()), RequestID: RequestID(c)}
+	return audit.Actor{IP: ClientIP(c), UserAgent: string(c.Request().Header.UserAgent()), RequestID: RequestID(c)}
 }
 
 // SecurityHeaders sets the headers every response carries: a strict
