@@ -336,29 +336,8 @@ func (set pendingSet) add(p pending) {
 // parse checks every parameter after client_id and redirect_uri.
 func (a *Authorize) parse(client *Client, param func(string) string) (pending, *authzError) {
 	req := pending{ClientID: client.ID, RedirectURI: param("redirect_uri")}
-	for _, name := range []string{"scope", "state", "nonce", "vtr", "code_challenge", "prompt", "display", "response_type", "response_mode", "asserted_login_identity", "fido_auth_response"} {
-		if len(param(name)) > maxParamLen*4 || (name != "asserted_login_identity" && name != "fido_auth_response" && len(param(name)) > maxParamLen) {
-			return req, authzErr(codeInvalidRequest, "%s is too long", name)
-		}
-	}
-	for _, u := range refused {
-		if param(u.param) != "" {
-			return req, authzErr(u.code, "%s is not supported", u.param)
-		}
-	}
-	for _, name := range ignored {
-		if v := param(name); v != "" {
-			a.s.log.Debug("authorize: ignoring a parameter NHS login does not support", "client_id", client.ID, "param", name, "value", truncateParam(v))
-		}
-	}
-	if rt := param("response_type"); rt != "code" {
-		if rt == "" {
-			return req, authzErr(codeInvalidRequest, "response_type is missing")
-		}
-		return req, authzErr("unsupported_response_type", "only response_type=code is supported")
-	}
-	if rm := param("response_mode"); rm != "" && rm != "query" {
-		return req, authzErr(codeInvalidRequest, "only response_mode=query is supported")
+	if aerr := a.screen(client, param); aerr != nil {
+		return req, aerr
 	}
 	// state and nonce are optional (OpenID Connect Core 1.0 sections
 	// 3.1.2.1 and 3.1.2.2 for the code flow); when absent, they are left
@@ -377,14 +356,6 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 	if _, err := ResolveScopes(client, req.Scope, trust.P9); err != nil {
 		return req, authzErr(codeInvalidScope, "%s", strings.TrimPrefix(err.Error(), ErrInvalidScope.Error()+": "))
 	}
-	switch d := param("display"); d {
-	case "", "page", "touch":
-	case "popup", "wap":
-		// NHS login does not support them and shows its usual page.
-		a.s.log.Debug("authorize: ignoring display", "client_id", client.ID, "display", d)
-	default:
-		return req, authzErr(codeInvalidRequest, "display must be page or touch")
-	}
 	prompt, perr := parsePrompt(param("prompt"))
 	if perr != nil {
 		return req, perr
@@ -399,15 +370,8 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 		return req, authzErr(codeInvalidRequest, "%s", err.Error())
 	}
 	req.VTR = trust.FormatVTR(vs)
-	req.CodeChallenge, req.CodeChallengeMethod = param("code_challenge"), param("code_challenge_method")
-	if req.CodeChallenge != "" && req.CodeChallengeMethod == "" {
-		req.CodeChallengeMethod = CodeChallengeS256
-	}
-	if err := ValidateCodeChallenge(req.CodeChallenge, req.CodeChallengeMethod); err != nil {
-		return req, authzErr(codeInvalidRequest, "%s", strings.TrimPrefix(err.Error(), ErrInvalidRequest.Error()+": "))
-	}
-	if client.Public && req.CodeChallenge == "" {
-		return req, authzErr(codeInvalidRequest, "a public client must use PKCE (code_challenge with S256)")
+	if aerr := parsePKCE(client, param, &req); aerr != nil {
+		return req, aerr
 	}
 	// NHS login: any value other than "false" shows registration.
 	req.HideRegistration = param("allow_registration") == "false"
@@ -418,6 +382,61 @@ func (a *Authorize) parse(client *Client, param func(string) string) (pending, *
 		return req, authzErr(codeInvalidRequest, "fido_auth_response is not supported by this server")
 	}
 	return req, nil
+}
+
+// screen refuses what no request may carry before its values are read:
+// overlong parameters, the refused ones, a response type or mode other
+// than code and query, an unknown display; it logs the ignored ones.
+func (a *Authorize) screen(client *Client, param func(string) string) *authzError {
+	for _, name := range []string{"scope", "state", "nonce", "vtr", "code_challenge", "prompt", "display", "response_type", "response_mode", "asserted_login_identity", "fido_auth_response"} {
+		if len(param(name)) > maxParamLen*4 || (name != "asserted_login_identity" && name != "fido_auth_response" && len(param(name)) > maxParamLen) {
+			return authzErr(codeInvalidRequest, "%s is too long", name)
+		}
+	}
+	for _, u := range refused {
+		if param(u.param) != "" {
+			return authzErr(u.code, "%s is not supported", u.param)
+		}
+	}
+	for _, name := range ignored {
+		if v := param(name); v != "" {
+			a.s.log.Debug("authorize: ignoring a parameter NHS login does not support", "client_id", client.ID, "param", name, "value", truncateParam(v))
+		}
+	}
+	if rt := param("response_type"); rt != "code" {
+		if rt == "" {
+			return authzErr(codeInvalidRequest, "response_type is missing")
+		}
+		return authzErr("unsupported_response_type", "only response_type=code is supported")
+	}
+	if rm := param("response_mode"); rm != "" && rm != "query" {
+		return authzErr(codeInvalidRequest, "only response_mode=query is supported")
+	}
+	switch d := param("display"); d {
+	case "", "page", "touch":
+	case "popup", "wap":
+		// NHS login does not support them and shows its usual page.
+		a.s.log.Debug("authorize: ignoring display", "client_id", client.ID, "display", d)
+	default:
+		return authzErr(codeInvalidRequest, "display must be page or touch")
+	}
+	return nil
+}
+
+// parsePKCE reads the code challenge (S256 when the method is left out);
+// a public client must send one.
+func parsePKCE(client *Client, param func(string) string, req *pending) *authzError {
+	req.CodeChallenge, req.CodeChallengeMethod = param("code_challenge"), param("code_challenge_method")
+	if req.CodeChallenge != "" && req.CodeChallengeMethod == "" {
+		req.CodeChallengeMethod = CodeChallengeS256
+	}
+	if err := ValidateCodeChallenge(req.CodeChallenge, req.CodeChallengeMethod); err != nil {
+		return authzErr(codeInvalidRequest, "%s", strings.TrimPrefix(err.Error(), ErrInvalidRequest.Error()+": "))
+	}
+	if client.Public && req.CodeChallenge == "" {
+		return authzErr(codeInvalidRequest, "a public client must use PKCE (code_challenge with S256)")
+	}
+	return nil
 }
 
 // parsePrompt reads prompt, a space-separated list (OpenID Connect Core

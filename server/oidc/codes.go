@@ -122,44 +122,9 @@ func (s *Server) IssueCode(ctx context.Context, g Grant) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !client.HasRedirectURI(g.RedirectURI) {
-		return "", fmt.Errorf("%w: redirect_uri is not registered for the client", ErrInvalidRequest)
-	}
-	if g.AccountID == "" {
-		return "", fmt.Errorf("%w: no account", ErrInvalidRequest)
-	}
-	if len(g.Nonce) > maxNonceLen {
-		return "", fmt.Errorf("%w: nonce is longer than %d bytes", ErrInvalidRequest, maxNonceLen)
-	}
-	if len(g.VTR) == 0 {
-		return "", fmt.Errorf("%w: no requested vectors", ErrInvalidRequest)
-	}
-	var vot *trust.Vector
-	for i, v := range g.VTR {
-		if !client.allowsVector(v) {
-			return "", fmt.Errorf("%w: %s", ErrVectorNotAllowed, v)
-		}
-		if v.String() == g.VoT {
-			vot = &g.VTR[i]
-		}
-	}
-	if vot == nil {
-		return "", fmt.Errorf("%w: vot %q is not one of the requested vectors", ErrInvalidRequest, g.VoT)
-	}
-	if !vot.MetBy(vot.Level, trust.Credentials(nil).With(g.Credentials...)) {
-		return "", fmt.Errorf("%w: vot %s needs credentials not proven (proven: %v)", ErrInvalidRequest, g.VoT, g.Credentials)
-	}
 	now := s.now()
-	if g.AuthTime.IsZero() || g.AuthTime.After(now.Add(clockSkew)) {
-		return "", fmt.Errorf("%w: auth_time missing or in the future", ErrInvalidRequest)
-	}
-	if err := checkGrantedScopes(client, g.Scopes, vot.Level); err != nil {
-		return "", err
-	}
-	if g.CodeChallenge == "" && client.Public {
-		return "", fmt.Errorf("%w: PKCE is required for public clients", ErrInvalidRequest)
-	}
-	if err := ValidateCodeChallenge(g.CodeChallenge, g.CodeChallengeMethod); err != nil {
+	vot, err := checkGrant(client, g, now)
+	if err != nil {
 		return "", err
 	}
 	p, err := s.person(ctx, g.AccountID)
@@ -205,6 +170,53 @@ func (s *Server) IssueCode(ctx context.Context, g Grant) (string, error) {
 		return "", fmt.Errorf("store authorization code: %w", err)
 	}
 	return code, nil
+}
+
+// checkGrant checks what a code would grant against the client's
+// registration: its redirect URI, vectors, scopes and PKCE, and that the
+// chosen vot is requested and met by the credentials proven. It returns
+// the vot.
+func checkGrant(client *Client, g Grant, now time.Time) (*trust.Vector, error) {
+	if !client.HasRedirectURI(g.RedirectURI) {
+		return nil, fmt.Errorf("%w: redirect_uri is not registered for the client", ErrInvalidRequest)
+	}
+	if g.AccountID == "" {
+		return nil, fmt.Errorf("%w: no account", ErrInvalidRequest)
+	}
+	if len(g.Nonce) > maxNonceLen {
+		return nil, fmt.Errorf("%w: nonce is longer than %d bytes", ErrInvalidRequest, maxNonceLen)
+	}
+	if len(g.VTR) == 0 {
+		return nil, fmt.Errorf("%w: no requested vectors", ErrInvalidRequest)
+	}
+	var vot *trust.Vector
+	for i, v := range g.VTR {
+		if !client.allowsVector(v) {
+			return nil, fmt.Errorf("%w: %s", ErrVectorNotAllowed, v)
+		}
+		if v.String() == g.VoT {
+			vot = &g.VTR[i]
+		}
+	}
+	if vot == nil {
+		return nil, fmt.Errorf("%w: vot %q is not one of the requested vectors", ErrInvalidRequest, g.VoT)
+	}
+	if !vot.MetBy(vot.Level, trust.Credentials(nil).With(g.Credentials...)) {
+		return nil, fmt.Errorf("%w: vot %s needs credentials not proven (proven: %v)", ErrInvalidRequest, g.VoT, g.Credentials)
+	}
+	if g.AuthTime.IsZero() || g.AuthTime.After(now.Add(clockSkew)) {
+		return nil, fmt.Errorf("%w: auth_time missing or in the future", ErrInvalidRequest)
+	}
+	if err := checkGrantedScopes(client, g.Scopes, vot.Level); err != nil {
+		return nil, err
+	}
+	if g.CodeChallenge == "" && client.Public {
+		return nil, fmt.Errorf("%w: PKCE is required for public clients", ErrInvalidRequest)
+	}
+	if err := ValidateCodeChallenge(g.CodeChallenge, g.CodeChallengeMethod); err != nil {
+		return nil, err
+	}
+	return vot, nil
 }
 
 // grantLifetime is how long a redeemed grant's revocation record must

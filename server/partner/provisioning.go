@@ -263,6 +263,17 @@ func (a *API) provision(ctx context.Context, act audit.Actor, clientID string, r
 	if !created {
 		return refuse(http.StatusConflict, CodeAlreadyProvisioning, "", "a provisioning request for this patient is waiting to be claimed")
 	}
+	if err := a.sendClaim(ctx, act, clientID, req, row, token); err != nil {
+		return Provisioning{}, err
+	}
+	a.record(ctx, act, "partner.provisioned", true, holder, map[string]any{"client_id": clientID, "ods_code": req.ods, "provisioning_id": row.ID, "existing_account": held})
+	return row.Provisioning, nil
+}
+
+// sendClaim emails the patient the link that claims row. When it cannot
+// be sent, the request is withdrawn (nobody could claim it) and the
+// partner is told to try again.
+func (a *API) sendClaim(ctx context.Context, act audit.Actor, clientID string, req parsedProvision, row provisionRow, token string) error {
 	link := a.cfg.Issuer + PathClaim + "?token=" + token
 	msg := notify.Message{
 		Channel: notify.Email, To: req.email, Kind: KindProvisioningClaim, Link: link, Reference: row.ID,
@@ -276,14 +287,13 @@ func (a *API) provision(ctx context.Context, act audit.Actor, clientID string, r
 		// that the partner can simply try again.
 		a.record(ctx, act, "partner.provisioning_email_failed", false, "", map[string]any{"client_id": clientID, "provisioning_id": row.ID, "error": err.Error()})
 		if derr := a.st.deleteProvisioning(context.WithoutCancel(ctx), row.ID); derr != nil {
-			return Provisioning{}, errors.Join(fmt.Errorf("provisioning email: %w", err), derr)
+			return errors.Join(fmt.Errorf("provisioning email: %w", err), derr)
 		}
 		e := fail(http.StatusServiceUnavailable, CodeEmailFailed, "the email to the patient could not be sent; nothing was kept, try again later")
 		e.retryAfter = time.Minute
-		return Provisioning{}, e
+		return e
 	}
-	a.record(ctx, act, "partner.provisioned", true, holder, map[string]any{"client_id": clientID, "ods_code": req.ods, "provisioning_id": row.ID, "existing_account": held})
-	return row.Provisioning, nil
+	return nil
 }
 
 // mobileInPDS reports whether mobile (E.164) is one of PDS's numbers.

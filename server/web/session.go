@@ -289,19 +289,7 @@ func (st *Sessions) save(c fiber.Ctx, s *Session) error {
 			if err != nil {
 				return fmt.Errorf("create session: %w", err)
 			}
-			cookie = func() {
-				s.stored = true
-				c.Cookie(&fiber.Cookie{
-					Name:     st.CookieName(),
-					Value:    s.id,
-					Path:     "/",
-					HTTPOnly: true,
-					Secure:   st.secure,
-					SameSite: fiber.CookieSameSiteLaxMode,
-					// A session cookie (no Expires): closing the browser ends it; the
-					// server enforces the idle and absolute limits.
-				})
-			}
+			cookie = func() { st.setCookie(c, s) }
 		}
 	}
 	for _, fn := range s.inSave {
@@ -315,6 +303,21 @@ func (st *Sessions) save(c fiber.Ctx, s *Session) error {
 	s.oldIDs, s.inSave = nil, nil
 	cookie()
 	return nil
+}
+
+// setCookie gives the browser the id of a session just stored.
+func (st *Sessions) setCookie(c fiber.Ctx, s *Session) {
+	s.stored = true
+	c.Cookie(&fiber.Cookie{
+		Name:     st.CookieName(),
+		Value:    s.id,
+		Path:     "/",
+		HTTPOnly: true,
+		Secure:   st.secure,
+		SameSite: fiber.CookieSameSiteLaxMode,
+		// A session cookie (no Expires): closing the browser ends it; the
+		// server enforces the idle and absolute limits.
+	})
 }
 
 func (st *Sessions) clearCookie(c fiber.Ctx) {
